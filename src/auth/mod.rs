@@ -1,0 +1,224 @@
+//! Bearer tokens: the "secret token" an administrator pastes into the Entra ID portal.
+//!
+//! A token is an HS256 JWT signed with a 64-byte key that is generated on first use into
+//! `data_dir/signing.key` (mode 0600). Claims: `jti` (token id), `tid` (tenant id), `iat`, and an
+//! optional `exp`. A valid signature is not enough: every request also checks in the database that
+//! the token id exists, belongs to that tenant and is not revoked (see `http::auth`).
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+const KEY_LEN: usize = 64;
+const ISSUER: &str = "grouptalk-scim";
+/// Tokens longer than this are rejected before any parsing (a real token is ~250 bytes).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// The claims we sign. Unknown claims in a presented token are ignored; these must be present.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub iss: String,
+    pub jti: String,
+    pub tid: String,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+}
+
+/// The HMAC key. Deliberately not `Debug`, so it cannot end up in a log line.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl SigningKey {
+    fn from_bytes(bytes: &[u8]) -> SigningKey {
+        SigningKey {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+        }
+    }
+
+    /// Load the key, or create it (0600) when the file does not exist yet.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<SigningKey> {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                if bytes.len() != KEY_LEN {
+                    bail!(
+                        "signing key {} is corrupt ({} bytes, expected {KEY_LEN}); restore it from a backup, \
+                         or delete it to create a new one (every issued token then stops working)",
+                        path.display(),
+                        bytes.len()
+                    );
+                }
+                let mode = std::fs::metadata(path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(path = %path.display(), "signing key is readable by group or others; run chmod 600");
+                }
+                Ok(SigningKey::from_bytes(&bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(e) => Err(e).with_context(|| format!("cannot read signing key {}", path.display())),
+        }
+    }
+
+    fn create(path: &Path) -> anyhow::Result<SigningKey> {
+        let mut bytes = [0u8; KEY_LEN];
+        rand::fill(&mut bytes);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot create signing key {}", path.display()))?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        Ok(SigningKey::from_bytes(&bytes))
+    }
+
+    pub fn issue(&self, claims: &Claims) -> anyhow::Result<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .context("cannot sign token")
+    }
+
+    /// Check signature, algorithm, issuer and time claims. `now` is unix seconds.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        // `exp` is optional (tokens may be issued without expiry); we check it ourselves below.
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        if claims.iss != ISSUER {
+            return Err(TokenError::Invalid);
+        }
+        if claims.exp.is_some_and(|exp| exp <= now) {
+            return Err(TokenError::Expired);
+        }
+        if claims.iat > now + 300 {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+impl Claims {
+    pub fn new(jti: String, tid: String, iat: i64, exp: Option<i64>) -> Claims {
+        Claims {
+            iss: ISSUER.into(),
+            jti,
+            tid,
+            iat,
+            exp,
+        }
+    }
+}
+
+/// Why a token was refused. Only logged; the client always sees the same 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Malformed,
+    Invalid,
+    Expired,
+    Revoked,
+    Unknown,
+}
+
+impl TokenError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenError::Malformed => "malformed",
+            TokenError::Invalid => "bad signature or claims",
+            TokenError::Expired => "expired",
+            TokenError::Revoked => "revoked",
+            TokenError::Unknown => "unknown token id",
+        }
+    }
+}
+
+/// The caller of a request: known only after the token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: String,
+    pub token_id: String,
+}
+
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> (tempfile::TempDir, SigningKey) {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SigningKey::load_or_create(&dir.path().join("k")).unwrap();
+        (dir, k)
+    }
+
+    #[test]
+    fn key_file_is_private_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let k1 = SigningKey::load_or_create(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let t = k1
+            .issue(&Claims::new("j".into(), "t".into(), 100, None))
+            .unwrap();
+        let k2 = SigningKey::load_or_create(&path).unwrap();
+        assert_eq!(k2.verify(&t, 200).unwrap().jti, "j");
+    }
+
+    #[test]
+    fn corrupt_key_file_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, b"short").unwrap();
+        let err = SigningKey::load_or_create(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("corrupt") && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn expiry_signature_and_algorithm_are_checked() {
+        let (_d, k) = key();
+        let (_d2, other) = key();
+        let t = k
+            .issue(&Claims::new("j".into(), "t".into(), 100, Some(1000)))
+            .unwrap();
+        assert!(k.verify(&t, 999).is_ok());
+        assert_eq!(k.verify(&t, 1000), Err(TokenError::Expired));
+        assert_eq!(other.verify(&t, 500), Err(TokenError::Invalid));
+        // Tampered payload: flip one character of the claims part.
+        let mut parts: Vec<String> = t.split('.').map(str::to_string).collect();
+        parts[1].replace_range(0..1, if parts[1].starts_with('e') { "f" } else { "e" });
+        assert!(k.verify(&parts.join("."), 500).is_err());
+        // alg none
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(r#"{"iss":"grouptalk-scim","jti":"j","tid":"t","iat":1}"#)
+        );
+        assert!(k.verify(&none, 500).is_err());
+        assert_eq!(
+            k.verify(&"a".repeat(100_000), 500),
+            Err(TokenError::Malformed)
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! `serve` and `serve --dev`: start the HTTPS server.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::auth::SigningKey;
+use crate::config::Config;
+use crate::http::{server, tls};
+use crate::lifecycle::sd_notify;
+use crate::store::{tenants, Store};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Development mode: data in ./grouptalk-scim-dev/, self-signed certificate for localhost,
+    /// listen on 127.0.0.1:8443, tenant `dev` and a printed token. No config file needed.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
+    let base = if args.dev {
+        Config::dev()
+    } else {
+        Config::default()
+    };
+    // In dev mode the system config file is not read unless asked for.
+    let config = if args.dev
+        && explicit.is_none()
+        && std::env::var_os(crate::config::CONFIG_ENV).is_none()
+    {
+        let c = Config::load(base, Some(Path::new("/dev/null")))?;
+        c.validate()?;
+        c
+    } else {
+        Config::load(base, explicit)?
+    };
+    crate::init_tracing(&config.log.level);
+    crate::fsutil::ensure_data_dir(&config.data_dir)?;
+    if args.dev {
+        tls::ensure_self_signed(&config.tls.cert, &config.tls.key)?;
+    }
+    let store = Store::open(&config.database_path())?;
+    let key = SigningKey::load_or_create(&config.signing_key_path())?;
+    let cert = if config.tls.enabled {
+        Some(tls::ReloadableCert::load(
+            &config.tls.cert,
+            &config.tls.key,
+        )?)
+    } else {
+        None
+    };
+    if args.dev {
+        print_dev_credentials(&config, &key)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run_server(config, store.clone(), key, cert));
+    store.shutdown();
+    tracing::info!("stopped");
+    result
+}
+
+async fn run_server(
+    config: Config,
+    store: Store,
+    key: SigningKey,
+    cert: Option<Arc<tls::ReloadableCert>>,
+) -> anyhow::Result<()> {
+    let addr = config.listen_addr()?;
+    let listener = server::bind(addr).await?;
+    let acceptor = match &cert {
+        Some(c) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            c.clone(),
+        )?)),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    let app = Arc::new(App::new(config.clone(), store, key));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(watch_signals(config, cert, stop_tx));
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(address = %local, "listening on {scheme}://{local}{}", app.config.base_path());
+    sd_notify("READY=1");
+    server::serve(app, listener, acceptor, stop_rx).await;
+    Ok(())
+}
+
+/// SIGTERM/SIGINT stop the server; SIGHUP reloads the TLS certificate and key.
+async fn watch_signals(
+    config: Config,
+    cert: Option<Arc<tls::ReloadableCert>>,
+    stop: watch::Sender<bool>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                sd_notify("RELOADING=1");
+                match &cert {
+                    Some(c) => match c.reload(&config.tls.cert, &config.tls.key) {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "TLS reload refused; keeping the current certificate"),
+                    },
+                    None => tracing::info!("SIGHUP: TLS is disabled, nothing to reload"),
+                }
+                sd_notify("READY=1");
+            }
+        }
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    sd_notify("STOPPING=1");
+    let _ = stop.send(true);
+}
+
+/// Dev mode: make sure tenant `dev` exists and print a fresh token and the tenant URL.
+fn print_dev_credentials(config: &Config, key: &SigningKey) -> anyhow::Result<()> {
+    let conn = crate::store::open_connection(&config.database_path())?;
+    if tenants::get_by_name(&conn, "dev")?.is_none() {
+        tenants::create(&conn, "dev", None)?;
+    }
+    let (_, token) = super::token::issue(&conn, key, "dev", Some("serve --dev"), None)?;
+    let url = format!(
+        "https://localhost:{}{}/",
+        config.listen_addr()?.port(),
+        config.base_path()
+    );
+    eprintln!(
+        "grouptalk-scim development server (data in {}/)",
+        config.data_dir.display()
+    );
+    eprintln!("  Tenant URL:   {url}");
+    eprintln!("  Secret Token: {token}");
+    eprintln!("  try: curl -k -H 'Authorization: Bearer <token>' '{url}Users?filter=userName%20eq%20%22x%22'");
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! HTTP: a thin shell around the protocol. Bytes in → `scim` calls → statuses and headers out.
+//! Statuses and headers live only here.
+
+pub mod auth;
+pub mod resources;
+pub mod response;
+pub mod router;
+pub mod server;
+pub mod tls;

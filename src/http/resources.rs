@@ -1,0 +1,367 @@
+//! Handlers for `/Users` and `/Groups`: parse with `scim`, run in `store`, render the result.
+//! Users and Groups share every handler; what differs lives in the schema table.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HOST, IF_MATCH};
+use hyper::{Request, Response};
+use serde_json::{json, Value};
+
+use super::response::{self, Body};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::scim::error::ScimError;
+use crate::scim::list::{self, ListParams, ListRequest};
+use crate::scim::render::{self, Meta, Projection};
+use crate::scim::schema::{ResourceKind, ResourceType};
+use crate::scim::{patch as scim_patch, resource as scim_resource};
+use crate::store::resources::{self as store, ListQuery, Member, Stored};
+use crate::store::{query, StoreError};
+
+/// What a handler needs to know about its request.
+pub struct Ctx {
+    pub app: Arc<App>,
+    pub principal: Principal,
+    host: Option<String>,
+    if_match: Option<String>,
+    /// Decoded query parameters (`+` is a space, as Entra encodes filters).
+    params: Vec<(String, String)>,
+}
+
+impl Ctx {
+    pub fn new(app: Arc<App>, principal: Principal, req: &Request<Incoming>) -> Ctx {
+        let header = |name| {
+            req.headers()
+                .get(name)
+                .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let host = header(HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
+        let query = req.uri().query().unwrap_or("");
+        let params = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        Ctx {
+            app,
+            principal,
+            host,
+            if_match: header(IF_MATCH),
+            params,
+        }
+    }
+
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    fn has_param(&self, name: &str) -> bool {
+        self.params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Absolute URL of the SCIM base: `public_url` + base_path, else derived from `Host`.
+    pub fn base_url(&self) -> String {
+        let c = &self.app.config;
+        let origin = if !c.server.public_url.is_empty() {
+            c.server.public_url.trim_end_matches('/').to_string()
+        } else {
+            let scheme = if c.tls.enabled { "https" } else { "http" };
+            format!(
+                "{scheme}://{}",
+                self.host.as_deref().unwrap_or(&c.server.listen)
+            )
+        };
+        format!("{origin}{}", c.base_path())
+    }
+
+    fn location(&self, rt: &ResourceType, id: &str) -> String {
+        format!("{}{}/{id}", self.base_url(), rt.endpoint)
+    }
+
+    fn tenant(&self) -> String {
+        self.principal.tenant_id.clone()
+    }
+
+    fn projection(&self, rt: &'static ResourceType) -> Result<Projection, ScimError> {
+        Projection::parse(
+            rt,
+            self.param("attributes"),
+            self.param("excludedAttributes"),
+        )
+    }
+}
+
+fn store_err(e: StoreError) -> ScimError {
+    e.into_scim()
+}
+
+/// Render a stored resource with what the projection asks for (members, groups).
+async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Value, ScimError> {
+    let rt = s.kind.resource_type();
+    let extra = related(ctx, &s, projection).await?;
+    Ok(render_with(ctx, rt, &s, extra, projection))
+}
+
+fn render_with(
+    ctx: &Ctx,
+    rt: &'static ResourceType,
+    s: &Stored,
+    extra: Vec<(&'static str, Value)>,
+    projection: &Projection,
+) -> Value {
+    let meta = Meta {
+        id: &s.id,
+        version: s.version,
+        created: &s.created,
+        last_modified: &s.last_modified,
+        location: ctx.location(rt, &s.id),
+    };
+    let mut v = render::resource(rt, &s.doc, &meta, extra);
+    projection.apply(rt, &mut v);
+    v
+}
+
+/// `members` of a group / `groups` of a user, read only when the response will carry them.
+async fn related(
+    ctx: &Ctx,
+    s: &Stored,
+    projection: &Projection,
+) -> Result<Vec<(&'static str, Value)>, ScimError> {
+    let rt = s.kind.resource_type();
+    let (name, want) = match s.kind {
+        ResourceKind::Group => ("members", projection.wants(rt, "members")),
+        ResourceKind::User => ("groups", projection.wants(rt, "groups")),
+    };
+    if !want {
+        return Ok(Vec::new());
+    }
+    let seq = s.seq;
+    let kind = s.kind;
+    let rows = ctx
+        .app
+        .store
+        .read(move |conn| match kind {
+            ResourceKind::Group => store::members(conn, seq),
+            ResourceKind::User => store::groups_of(conn, seq),
+        })
+        .await
+        .map_err(store_err)?;
+    if rows.is_empty() && s.kind == ResourceKind::User {
+        return Ok(Vec::new());
+    }
+    let list: Vec<Value> = rows.iter().map(|m| member_json(ctx, m)).collect();
+    Ok(vec![(name, Value::Array(list))])
+}
+
+fn member_json(ctx: &Ctx, m: &Member) -> Value {
+    let rt = m.kind.resource_type();
+    let mut v = json!({"value": m.id, "$ref": ctx.location(rt, &m.id), "type": rt.name});
+    if let (Some(d), Some(o)) = (&m.display, v.as_object_mut()) {
+        o.insert("display".into(), d.clone().into());
+    }
+    v
+}
+
+pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Body>, ScimError> {
+    let rt = kind.resource_type();
+    let projection = ctx.projection(rt)?;
+    let (tenant, id_owned) = (ctx.tenant(), id.to_string());
+    let stored = ctx
+        .app
+        .store
+        .read(move |conn| store::get(conn, &tenant, kind, &id_owned))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
+    let etag = stored.etag();
+    let body = render_one(ctx, stored, &projection).await?;
+    Ok(response::resource(200, &body, &etag, None))
+}
+
+pub async fn create(
+    ctx: &Ctx,
+    kind: ResourceKind,
+    body: Value,
+) -> Result<Response<Body>, ScimError> {
+    let rt = kind.resource_type();
+    let projection = ctx.projection(rt)?;
+    let normalised = scim_resource::normalise(rt, &body)?;
+    let tenant = ctx.tenant();
+    let stored = ctx
+        .app
+        .store
+        .write(move |conn| {
+            store::create(
+                conn,
+                &tenant,
+                kind,
+                normalised.doc,
+                normalised.members.as_deref(),
+            )
+        })
+        .await
+        .map_err(store_err)?;
+    let etag = stored.etag();
+    let location = ctx.location(rt, &stored.id);
+    let body = render_one(ctx, stored, &projection).await?;
+    Ok(response::resource(201, &body, &etag, Some(&location)))
+}
+
+pub async fn replace(
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    body: Value,
+) -> Result<Response<Body>, ScimError> {
+    let rt = kind.resource_type();
+    let projection = ctx.projection(rt)?;
+    let normalised = scim_resource::normalise(rt, &body)?;
+    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
+    let stored = ctx
+        .app
+        .store
+        .write(move |conn| {
+            store::replace(
+                conn,
+                &tenant,
+                kind,
+                &id,
+                normalised.doc,
+                normalised.members.as_deref(),
+                if_match.as_deref(),
+            )
+        })
+        .await
+        .map_err(store_err)?;
+    let etag = stored.etag();
+    let body = render_one(ctx, stored, &projection).await?;
+    Ok(response::resource(200, &body, &etag, None))
+}
+
+/// PATCH: users answer 200 with the resource (what Microsoft's validator expects); groups answer
+/// 204 (Entra: "returning a body with a list of all the members isn't advisable") unless the
+/// request asks for attributes.
+pub async fn patch(
+    ctx: &Ctx,
+    kind: ResourceKind,
+    id: &str,
+    body: Value,
+) -> Result<Response<Body>, ScimError> {
+    let rt = kind.resource_type();
+    let projection = ctx.projection(rt)?;
+    let request = scim_patch::parse_request(&body)?;
+    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
+    let (stored, notes) = ctx
+        .app
+        .store
+        .write(move |conn| store::patch(conn, &tenant, kind, &id, &request, if_match.as_deref()))
+        .await
+        .map_err(store_err)?;
+    if !notes.is_empty() {
+        tracing::debug!(normalisations = ?notes, "Entra variants normalised");
+    }
+    let etag = stored.etag();
+    let wants_body = kind == ResourceKind::User
+        || ctx.has_param("attributes")
+        || ctx.has_param("excludedAttributes");
+    if !wants_body {
+        return Ok(response::no_content(Some(&etag)));
+    }
+    let body = render_one(ctx, stored, &projection).await?;
+    Ok(response::resource(200, &body, &etag, None))
+}
+
+pub async fn delete(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Body>, ScimError> {
+    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
+    ctx.app
+        .store
+        .write(move |conn| store::delete(conn, &tenant, kind, &id, if_match.as_deref()))
+        .await
+        .map_err(store_err)?;
+    Ok(response::no_content(None))
+}
+
+/// Run one list query for a resource type and render its page.
+async fn run_list(
+    ctx: &Ctx,
+    kind: ResourceKind,
+    req: &ListRequest,
+    start: usize,
+    count: usize,
+) -> Result<(usize, Vec<Value>), ScimError> {
+    let rt = kind.resource_type();
+    let sort = match &req.sort_by {
+        Some(p) => Some((query::sort_expression(p, rt)?, req.descending)),
+        None => None,
+    };
+    let q = ListQuery {
+        filter: req.filter.clone(),
+        sort,
+        start_index: start,
+        count,
+    };
+    let tenant = ctx.tenant();
+    let (total, rows) = ctx
+        .app
+        .store
+        .read(move |conn| store::list(conn, &tenant, kind, &q))
+        .await
+        .map_err(store_err)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for s in rows {
+        out.push(render_one(ctx, s, &req.projection).await?);
+    }
+    Ok((total, out))
+}
+
+pub async fn list(
+    ctx: &Ctx,
+    kind: ResourceKind,
+    params: ListParams,
+) -> Result<Response<Body>, ScimError> {
+    let req = params.parse(kind.resource_type())?;
+    let (total, resources) = run_list(ctx, kind, &req, req.start_index, req.count).await?;
+    Ok(response::json(
+        200,
+        &list::response(total, req.start_index, resources),
+    ))
+}
+
+/// `POST /.search` at the root: Users then Groups, paged over the concatenation. An attribute
+/// that one type does not have simply matches nothing of that type.
+pub async fn search_all(ctx: &Ctx, params: ListParams) -> Result<Response<Body>, ScimError> {
+    let mut total = 0;
+    let mut page = Vec::new();
+    let mut start = None;
+    for kind in [ResourceKind::User, ResourceKind::Group] {
+        let req = match params.parse(kind.resource_type()) {
+            Ok(r) => r,
+            Err(e) if e.scim_type == Some(crate::scim::error::ScimType::InvalidFilter) => continue,
+            Err(e) => return Err(e),
+        };
+        let skip = req.start_index.saturating_sub(1).saturating_sub(total);
+        let want = req.count.saturating_sub(page.len());
+        start.get_or_insert(req.start_index);
+        match run_list(ctx, kind, &req, skip + 1, want).await {
+            Ok((n, mut rows)) => {
+                total += n;
+                page.append(&mut rows);
+            }
+            Err(e) if e.scim_type == Some(crate::scim::error::ScimType::InvalidFilter) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(response::json(
+        200,
+        &list::response(total, start.unwrap_or(1), page),
+    ))
+}

@@ -1,0 +1,209 @@
+//! List requests (RFC 7644 §3.4.2): query parameters or a `.search` body in, ListResponse out.
+
+use serde_json::{json, Value};
+
+use super::discovery::{DEFAULT_COUNT, MAX_RESULTS};
+use super::error::ScimError;
+use super::filter::{self, Filter};
+use super::path::AttrPath;
+use super::render::Projection;
+use super::schema::{ResourceType, SEARCH_REQUEST};
+
+/// A parsed list request, independent of whether it came as GET parameters or POST /.search.
+#[derive(Debug, Clone)]
+pub struct ListRequest {
+    pub filter: Option<Filter>,
+    pub sort_by: Option<AttrPath>,
+    pub descending: bool,
+    pub start_index: usize,
+    pub count: usize,
+    pub projection: Projection,
+}
+
+/// The raw parameters, as strings (names matched case-insensitively by the caller).
+#[derive(Debug, Default, Clone)]
+pub struct ListParams {
+    pub filter: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<String>,
+    pub count: Option<String>,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+}
+
+impl ListParams {
+    /// From decoded query pairs. Unknown parameters (Entra's `aadOptscim062020`) are ignored.
+    pub fn from_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> ListParams {
+        let mut p = ListParams::default();
+        for (k, v) in pairs {
+            let slot = match k.to_ascii_lowercase().as_str() {
+                "filter" => &mut p.filter,
+                "sortby" => &mut p.sort_by,
+                "sortorder" => &mut p.sort_order,
+                "startindex" => &mut p.start_index,
+                "count" => &mut p.count,
+                "attributes" => &mut p.attributes,
+                "excludedattributes" => &mut p.excluded_attributes,
+                _ => continue,
+            };
+            *slot = Some(v.to_string());
+        }
+        p
+    }
+
+    /// From a SearchRequest body (RFC 7644 §3.4.3).
+    pub fn from_search_body(body: &Value) -> Result<ListParams, ScimError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        if let Some(schemas) = obj.get("schemas") {
+            let ok = schemas.as_array().is_some_and(|a| {
+                a.iter().any(|s| {
+                    s.as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST))
+                })
+            });
+            if !ok {
+                return Err(ScimError::invalid_syntax(format!(
+                    "schemas must contain {SEARCH_REQUEST}"
+                )));
+            }
+        }
+        let mut p = ListParams::default();
+        for (k, v) in obj {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                _ => continue,
+            };
+            let slot = match k.to_ascii_lowercase().as_str() {
+                "filter" => &mut p.filter,
+                "sortby" => &mut p.sort_by,
+                "sortorder" => &mut p.sort_order,
+                "startindex" => &mut p.start_index,
+                "count" => &mut p.count,
+                "attributes" => &mut p.attributes,
+                "excludedattributes" => &mut p.excluded_attributes,
+                _ => continue,
+            };
+            *slot = Some(text);
+        }
+        Ok(p)
+    }
+
+    pub fn parse(&self, rt: &'static ResourceType) -> Result<ListRequest, ScimError> {
+        let filter = match self.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(filter::parse(text)?),
+        };
+        let sort_by = match self.sort_by.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                AttrPath::parse(text)
+                    .map_err(|e| ScimError::invalid_value(format!("sortBy: {}", e.detail)))?,
+            ),
+        };
+        let descending = match self
+            .sort_order
+            .as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+        {
+            None => false,
+            Some(s) if s.is_empty() || s == "ascending" => false,
+            Some(s) if s == "descending" => true,
+            Some(s) => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortOrder must be ascending or descending, not '{s}'"
+                )))
+            }
+        };
+        // RFC 7644 §3.4.2.4: startIndex < 1 is treated as 1; negative count as 0.
+        let start_index =
+            parse_int(self.start_index.as_deref(), "startIndex")?.map_or(1, |i| i.max(1) as usize);
+        let count = parse_int(self.count.as_deref(), "count")?
+            .map_or(DEFAULT_COUNT, |c| c.clamp(0, MAX_RESULTS as i64) as usize);
+        let projection = Projection::parse(
+            rt,
+            self.attributes.as_deref(),
+            self.excluded_attributes.as_deref(),
+        )?;
+        Ok(ListRequest {
+            filter,
+            sort_by,
+            descending,
+            start_index,
+            count,
+            projection,
+        })
+    }
+}
+
+fn parse_int(text: Option<&str>, name: &str) -> Result<Option<i64>, ScimError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => t
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not '{t}'"))),
+    }
+}
+
+/// The ListResponse body.
+pub fn response(total: usize, start_index: usize, resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::USER_TYPE;
+
+    #[test]
+    fn unknown_parameters_are_ignored_and_paging_is_clamped() {
+        let p = ListParams::from_query(
+            [
+                ("aadOptscim062020", ""),
+                ("startIndex", "0"),
+                ("COUNT", "5000"),
+            ]
+            .into_iter(),
+        );
+        let r = p.parse(&USER_TYPE).unwrap();
+        assert_eq!((r.start_index, r.count), (1, MAX_RESULTS));
+        assert!(r.filter.is_none());
+    }
+
+    #[test]
+    fn bad_numbers_and_sort_order_are_invalid_value() {
+        let p = ListParams {
+            count: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(p.parse(&USER_TYPE).unwrap_err().status, 400);
+        let p = ListParams {
+            sort_order: Some("up".into()),
+            ..Default::default()
+        };
+        assert_eq!(p.parse(&USER_TYPE).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn search_body_reads_arrays_and_numbers() {
+        let body = json!({"schemas": [SEARCH_REQUEST], "attributes": ["userName", "emails"], "count": 2, "startIndex": 3});
+        let p = ListParams::from_search_body(&body).unwrap();
+        assert_eq!(p.attributes.as_deref(), Some("userName,emails"));
+        assert_eq!(p.count.as_deref(), Some("2"));
+    }
+}

@@ -1,0 +1,792 @@
+//! The PATCH engine (RFC 7644 §3.5.2): parse a PatchOp body, apply it to a stored document.
+//!
+//! Pure: no I/O, no SQL. The document is changed on a clone and written back only when every
+//! operation succeeded, so a failing request changes nothing. Group members never enter the
+//! document (a group may have 100,000 of them): member changes come back as [`MemberOp`]s that
+//! the store applies as row inserts and deletes, in order.
+//!
+//! Besides the RFC, this accepts what Microsoft Entra ID actually sends (see
+//! `entra-scim-behaviour.md` §3): capitalised `op`, booleans as strings, path-less values whose
+//! keys are paths, filtered paths that must create the element they name, member removal by a
+//! `value` array, and `manager` as a plain string. Each tolerance applied is named in `notes`.
+
+use serde_json::{Map, Value};
+
+use super::error::{ScimError, ScimType};
+use super::filter::{self, CompareOp, Filter, Literal, PatchPath};
+use super::resource::{self, MemberRef, Notes};
+use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Schema};
+
+/// `add`, `replace` or `remove`; matched case-insensitively (Entra sends `"Replace"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    Add,
+    Replace,
+    Remove,
+}
+
+/// Where an operation points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpPath {
+    /// A whole schema by URN (scim2-tester patches `urn:…:enterprise:2.0:User` as one path).
+    /// Holds the canonical URN; whether it belongs to the resource type is checked in `apply`.
+    Schema(&'static str),
+    /// An attribute path, possibly with a value filter.
+    Attr(PatchPath),
+}
+
+/// One entry of `Operations`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOperation {
+    pub op: OpKind,
+    pub path: Option<OpPath>,
+    /// Present for `add`/`replace` (may be JSON null: "clear"); optional for `remove`.
+    pub value: Option<Value>,
+}
+
+/// A parsed PatchOp body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchRequest {
+    pub operations: Vec<PatchOperation>,
+    /// Quirks seen while parsing (e.g. "capitalised op"); carried into [`PatchOutcome::notes`].
+    pub notes: Vec<&'static str>,
+}
+
+/// A change to a Group's membership, for the store to apply in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberOp {
+    Add(Vec<MemberRef>),
+    Remove(Vec<String>),
+    Clear,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchOutcome {
+    /// The document differs from before (member operations are not counted here).
+    pub changed: bool,
+    pub member_ops: Vec<MemberOp>,
+    pub notes: Vec<&'static str>,
+}
+
+/// Parse a PatchOp body. Unknown keys (Microsoft's Postman tests send a top-level `id`) are
+/// ignored; errors inside an operation say which one (`Operations[2]: …`).
+pub fn parse_request(body: &Value) -> Result<PatchRequest, ScimError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
+    check_schemas(obj)?;
+    let ops = get_ci(obj, "Operations")
+        .and_then(Value::as_array)
+        .filter(|ops| !ops.is_empty())
+        .ok_or_else(|| ScimError::invalid_syntax("'Operations' must be a non-empty array"))?;
+    let mut notes = Notes::default();
+    let operations = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| parse_operation(op, &mut notes).map_err(|e| e.at(at_op(i))))
+        .collect::<Result<_, _>>()?;
+    Ok(PatchRequest {
+        operations,
+        notes: notes.into_vec(),
+    })
+}
+
+/// RFC 7644 §3.5.2: the body's `schemas` is REQUIRED and holds the PatchOp URN. Entra, the
+/// Validator and Microsoft's Postman tests always send it, so a missing one is rejected.
+fn check_schemas(obj: &Map<String, Value>) -> Result<(), ScimError> {
+    let listed = get_ci(obj, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .any(|s| s.eq_ignore_ascii_case(schema::PATCH_OP))
+        });
+    if listed {
+        Ok(())
+    } else {
+        Err(ScimError::invalid_syntax(format!(
+            "'schemas' must contain \"{}\"",
+            schema::PATCH_OP
+        )))
+    }
+}
+
+fn parse_operation(v: &Value, notes: &mut Notes) -> Result<PatchOperation, ScimError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("an operation must be a JSON object"))?;
+    let text = get_ci(obj, "op")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ScimError::invalid_syntax("'op' is required"))?;
+    let op = match text.to_ascii_lowercase().as_str() {
+        "add" => OpKind::Add,
+        "replace" => OpKind::Replace,
+        "remove" => OpKind::Remove,
+        _ => {
+            return Err(ScimError::invalid_syntax(format!(
+                "'op' must be add, replace or remove, not '{text}'"
+            )))
+        }
+    };
+    if text.chars().any(|c| c.is_ascii_uppercase()) {
+        notes.add("capitalised op");
+    }
+    let path = match get_ci(obj, "path") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.trim().is_empty() => None,
+        Some(Value::String(s)) => Some(parse_path(s.trim())?),
+        Some(_) => return Err(ScimError::invalid_path("'path' must be a string")),
+    };
+    let value = get_ci(obj, "value").cloned();
+    // RFC 7644 §3.5.2.2: "If "path" is unspecified, the operation fails with HTTP status code
+    // 400 and a "scimType" error code of "noTarget"."
+    if op == OpKind::Remove && path.is_none() {
+        return Err(ScimError::no_target("'remove' needs a 'path'"));
+    }
+    if op != OpKind::Remove && value.is_none() {
+        return Err(ScimError::invalid_syntax(format!(
+            "'{text}' needs a 'value'"
+        )));
+    }
+    Ok(PatchOperation { op, path, value })
+}
+
+/// A path that is a whole schema URN would otherwise split into `urn:…:2.0` + attribute `User`.
+fn parse_path(text: &str) -> Result<OpPath, ScimError> {
+    match schema::SCHEMAS
+        .iter()
+        .find(|s| s.id.eq_ignore_ascii_case(text))
+    {
+        Some(s) => Ok(OpPath::Schema(s.id)),
+        None => filter::parse_patch_path(text).map(OpPath::Attr),
+    }
+}
+
+/// Apply a parsed request to `doc`. Atomic: on error `doc` is untouched.
+///
+/// After all operations the required attributes are checked. RFC 7644 §3.5.2: "If an attribute
+/// is removed or becomes unassigned and is defined as a required attribute or a read-only
+/// attribute, the server SHALL return … a "scimType" error code of "mutability"."
+pub fn apply(
+    rt: &'static ResourceType,
+    doc: &mut Value,
+    req: &PatchRequest,
+) -> Result<PatchOutcome, ScimError> {
+    let Some(before) = doc.as_object() else {
+        return Err(ScimError::internal());
+    };
+    let mut engine = Engine {
+        rt,
+        doc: before.clone(),
+        member_ops: Vec::new(),
+        notes: Notes::from(req.notes.clone()),
+    };
+    for (i, op) in req.operations.iter().enumerate() {
+        engine.operation(op).map_err(|e| e.at(at_op(i)))?;
+    }
+    prune(&mut engine.doc);
+    let after = Value::Object(engine.doc);
+    if let Some(name) = resource::missing_required(rt, &after) {
+        return Err(ScimError::mutability(format!(
+            "'{name}' is required and cannot be removed or emptied"
+        )));
+    }
+    let changed = after != *doc;
+    if changed {
+        *doc = after;
+    }
+    Ok(PatchOutcome {
+        changed,
+        member_ops: engine.member_ops,
+        notes: engine.notes.into_vec(),
+    })
+}
+
+/// A resolved attribute path: which attribute, in which container, narrowed how.
+struct Target<'a> {
+    ext: Option<&'static Schema>,
+    attr: &'static Attribute,
+    filter: Option<&'a Filter>,
+    sub: Option<&'static Attribute>,
+}
+
+/// The working state of one `apply`: the cloned document and what it produced so far.
+struct Engine {
+    rt: &'static ResourceType,
+    doc: Map<String, Value>,
+    member_ops: Vec<MemberOp>,
+    notes: Notes,
+}
+
+impl Engine {
+    fn operation(&mut self, op: &PatchOperation) -> Result<(), ScimError> {
+        let value = op.value.as_ref();
+        match &op.path {
+            None => self.pathless(op.op, value.unwrap_or(&Value::Null)),
+            Some(OpPath::Schema(urn)) => {
+                let ext = self.rt.extension(urn).ok_or_else(|| {
+                    ScimError::invalid_path(format!(
+                        "'{urn}' is not an extension of {}",
+                        self.rt.name
+                    ))
+                })?;
+                self.extension(op.op, ext, value)
+            }
+            Some(OpPath::Attr(path)) => {
+                let target = self.target(path)?;
+                self.attribute(op.op, &target, value)
+            }
+        }
+    }
+
+    /// Resolve a path against the schema; read-only targets are refused here.
+    fn target<'a>(&self, path: &'a PatchPath) -> Result<Target<'a>, ScimError> {
+        let resolved = path.attr.resolve(self.rt)?;
+        let sub = match &path.sub {
+            Some(name) => Some(resolved.attr.sub(name).ok_or_else(|| {
+                ScimError::invalid_path(format!(
+                    "'{}' has no sub-attribute '{name}'",
+                    resolved.attr.name
+                ))
+            })?),
+            None => resolved.sub,
+        };
+        if path.filter.is_some() && resolved.attr.ty != AttrType::Complex {
+            return Err(ScimError::invalid_path(format!(
+                "'{}' is not complex and cannot take a value filter",
+                resolved.attr.name
+            )));
+        }
+        // RFC 7644 §3.5.2: "A client MUST NOT modify an attribute that has mutability "readOnly"".
+        let read_only = [Some(resolved.attr), sub]
+            .into_iter()
+            .flatten()
+            .find(|a| a.mutability == Mutability::ReadOnly);
+        if let Some(a) = read_only {
+            return Err(ScimError::mutability(format!("'{}' is read-only", a.name)));
+        }
+        Ok(Target {
+            ext: resolved.extension,
+            attr: resolved.attr,
+            filter: path.filter.as_ref(),
+            sub,
+        })
+    }
+
+    /// RFC 7644 §3.5.2.1: without a path, "the "value" parameter contains a set of attributes to
+    /// be added to the resource". Entra's flag mode makes the keys *paths* (`name.givenName`,
+    /// `urn:…:User:costCenter`); each key is applied as if it were its own operation. Keys that
+    /// are not writable attributes are dropped, exactly as in a POST body.
+    fn pathless(&mut self, kind: OpKind, value: &Value) -> Result<(), ScimError> {
+        let obj = value.as_object().ok_or_else(|| {
+            ScimError::invalid_value("an operation without 'path' needs an object 'value'")
+        })?;
+        for (key, v) in obj {
+            self.pathless_key(kind, key, v).map_err(|e| e.at(key))?;
+        }
+        Ok(())
+    }
+
+    fn pathless_key(&mut self, kind: OpKind, key: &str, value: &Value) -> Result<(), ScimError> {
+        if key.eq_ignore_ascii_case("schemas") {
+            return Ok(());
+        }
+        if let Some(ext) = self.rt.extension(key) {
+            return self.extension(kind, ext, Some(value));
+        }
+        let path = filter::parse_patch_path(key)?;
+        let target = match self.target(&path) {
+            Ok(t) => t,
+            // `id`, `meta`, `groups` in a resource fragment: ignored, as in a POST body.
+            Err(e) if e.scim_type == Some(ScimType::Mutability) => return Ok(()),
+            Err(_) => {
+                self.notes.add("unknown attribute dropped");
+                return Ok(());
+            }
+        };
+        if key.contains(['.', ':', '[']) {
+            self.notes.add("path-less map of paths");
+        }
+        self.attribute(kind, &target, Some(value))
+    }
+
+    /// A whole extension as path (or as a path-less key): each attribute of the value object is
+    /// applied on its own, so `add` and `replace` merge (like a complex attribute, §3.5.2.3).
+    fn extension(
+        &mut self,
+        kind: OpKind,
+        ext: &'static Schema,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        let value = value.unwrap_or(&Value::Null);
+        if kind == OpKind::Remove || (kind == OpKind::Replace && resource::is_unassigned(value)) {
+            self.doc.shift_remove(ext.id);
+            return Ok(());
+        }
+        if resource::is_unassigned(value) {
+            return Ok(());
+        }
+        let obj = value.as_object().ok_or_else(|| {
+            ScimError::invalid_value(format!("the value for '{}' must be an object", ext.id))
+        })?;
+        for (key, v) in obj {
+            let Some(attr) = resource::extension_attribute(ext, key, &mut self.notes) else {
+                continue;
+            };
+            if attr.mutability != Mutability::ReadOnly {
+                let target = Target {
+                    ext: Some(ext),
+                    attr,
+                    filter: None,
+                    sub: None,
+                };
+                self.attribute(kind, &target, Some(v))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One operation on one attribute: pick the shape-specific rule.
+    fn attribute(
+        &mut self,
+        kind: OpKind,
+        t: &Target,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        if resource::is_members(self.rt, t.ext, t.attr) {
+            return self.members(kind, t, value);
+        }
+        if t.attr.mutability == Mutability::WriteOnly {
+            return Ok(()); // `password`: accepted, never stored.
+        }
+        let whole = t.filter.is_none() && t.sub.is_none();
+        if kind == OpKind::Remove && whole && t.attr.required {
+            return Err(ScimError::mutability(format!(
+                "'{}' is required and cannot be removed",
+                t.attr.name
+            )));
+        }
+        let value = value.unwrap_or(&Value::Null);
+        let notes = &mut self.notes;
+        with_container(&mut self.doc, t.ext, |c| {
+            match (whole, t.attr.multi_valued, t.attr.ty) {
+                (false, _, _) => elements_op(c, kind, t, value, notes),
+                (true, true, _) => multi_op(c, kind, t.attr, value, notes),
+                (true, false, AttrType::Complex) => complex_op(c, kind, t.attr, value, notes),
+                (true, false, _) => {
+                    let v = match kind {
+                        OpKind::Remove => None,
+                        _ => resource::normalise_one(t.attr, value, notes)?,
+                    };
+                    resource::set(c, t.attr.name, v);
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Group members become [`MemberOp`]s; the document never holds them.
+    fn members(
+        &mut self,
+        kind: OpKind,
+        t: &Target,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        if t.sub.is_some() {
+            return Err(ScimError::invalid_path(
+                "members can only be changed whole or as members[value eq \"…\"]",
+            ));
+        }
+        let value = value.filter(|v| !resource::is_unassigned(v));
+        let refs = |notes: &mut Notes| match value {
+            Some(v) => resource::member_refs(t.attr, v, notes),
+            None => Ok(Vec::new()),
+        };
+        let op = match (kind, t.filter) {
+            // Flag mode and the Validator: `members[value eq "id"]`.
+            (OpKind::Remove, Some(f)) => MemberOp::Remove(member_filter_ids(f)?),
+            // No-flag mode: `"path":"members","value":[{"value":"id"}]` removes only those;
+            // treating it as "remove all" is the destructive bug this guards against.
+            (OpKind::Remove, None) if value.is_some() => {
+                self.notes.add("members removed by value array");
+                MemberOp::Remove(
+                    refs(&mut self.notes)?
+                        .into_iter()
+                        .map(|m| m.value)
+                        .collect(),
+                )
+            }
+            (OpKind::Remove, None) => MemberOp::Clear,
+            (_, Some(_)) => {
+                return Err(ScimError::invalid_filter(
+                    "a members filter is only supported by remove",
+                ))
+            }
+            (OpKind::Add, None) => MemberOp::Add(refs(&mut self.notes)?),
+            (OpKind::Replace, None) => {
+                self.member_ops.push(MemberOp::Clear);
+                MemberOp::Add(refs(&mut self.notes)?)
+            }
+        };
+        if !matches!(&op, MemberOp::Add(v) if v.is_empty()) {
+            self.member_ops.push(op);
+        }
+        Ok(())
+    }
+}
+
+/// The ids named by `members[value eq "a" or value eq "b"]`; any other filter is refused.
+fn member_filter_ids(f: &Filter) -> Result<Vec<String>, ScimError> {
+    match f {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(id),
+        } if path.urn.is_none()
+            && path.sub.is_none()
+            && path.name.eq_ignore_ascii_case("value") =>
+        {
+            Ok(vec![id.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut ids = member_filter_ids(a)?;
+            ids.extend(member_filter_ids(b)?);
+            Ok(ids)
+        }
+        _ => Err(ScimError::invalid_filter(
+            "only value eq is supported for members",
+        )),
+    }
+}
+
+/// Run `f` on the object that holds the target: the document itself, or the extension object
+/// (created on demand; emptied ones are pruned at the end).
+fn with_container<R>(
+    doc: &mut Map<String, Value>,
+    ext: Option<&Schema>,
+    f: impl FnOnce(&mut Map<String, Value>) -> R,
+) -> R {
+    let Some(ext) = ext else {
+        return f(doc);
+    };
+    let slot = doc
+        .entry(ext.id)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot.as_object_mut() {
+        Some(obj) => f(obj),
+        None => f(&mut Map::new()),
+    }
+}
+
+/// A multi-valued attribute addressed without filter or sub-attribute.
+fn multi_op(
+    c: &mut Map<String, Value>,
+    kind: OpKind,
+    attr: &'static Attribute,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<(), ScimError> {
+    let new = resource::normalise_elements(attr, value, notes)?;
+    let mut elements = take_elements(c, attr);
+    match kind {
+        // RFC 7644 §3.5.2.1: "If the target location specifies a multi-valued attribute, a new
+        // value is added to the attribute." Identical values are not added twice.
+        OpKind::Add => {
+            let mut touched = Vec::new();
+            for element in new {
+                match elements.iter().position(|e| *e == element) {
+                    Some(i) => touched.push(i),
+                    None => {
+                        touched.push(elements.len());
+                        elements.push(element);
+                    }
+                }
+            }
+            fix_primary(&mut elements, &touched);
+        }
+        // §3.5.2.3: "If the target location is a multi-valued attribute and no filter is
+        // specified, the attribute and all values are replaced."
+        OpKind::Replace => elements = new,
+        // §3.5.2.2 removes them all; a `value` list (Entra-style) removes just the listed ones.
+        OpKind::Remove if new.is_empty() => elements.clear(),
+        OpKind::Remove => elements.retain(|e| !new.iter().any(|n| is_subset(attr, n, e))),
+    }
+    put_elements(c, attr, elements);
+    Ok(())
+}
+
+/// A single-valued complex attribute (`name`, `manager`) addressed as a whole.
+///
+/// RFC 7644 §3.5.2.3: "If the target location specifies a complex attribute, a set of
+/// sub-attributes SHALL be specified in the value parameter, which replaces any existing values
+/// or adds where an attribute did not previously exist." So `add` and `replace` both merge.
+fn complex_op(
+    c: &mut Map<String, Value>,
+    kind: OpKind,
+    attr: &'static Attribute,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<(), ScimError> {
+    if kind == OpKind::Remove || (kind == OpKind::Replace && resource::is_unassigned(value)) {
+        c.shift_remove(attr.name); // Entra clears `manager` with `""` or `{"value":""}`.
+        return Ok(());
+    }
+    let parts = match value {
+        Value::Object(obj) => obj.clone(),
+        // `manager` as a plain id, or in a one-element array: normalise to an object first.
+        other => match resource::normalise_one(attr, other, notes)? {
+            Some(Value::Object(obj)) => obj,
+            _ => return Ok(()),
+        },
+    };
+    let mut elements = take_elements(c, attr);
+    let mut current = match elements.pop() {
+        Some(Value::Object(obj)) => obj,
+        _ => Map::new(),
+    };
+    resource::merge_subs(attr, &mut current, &parts, notes)?;
+    put_elements(c, attr, vec![Value::Object(current)]);
+    Ok(())
+}
+
+/// A complex attribute narrowed by a value filter and/or a sub-attribute:
+/// `emails[type eq "work"]`, `phoneNumbers[type eq "mobile"].value`, `name.givenName`,
+/// `emails.value`. Single-valued complex attributes are treated as a list of at most one.
+fn elements_op(
+    c: &mut Map<String, Value>,
+    kind: OpKind,
+    t: &Target,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<(), ScimError> {
+    let mut elements = take_elements(c, t.attr);
+    let matched: Vec<usize> = (0..elements.len())
+        .filter(|&i| {
+            t.filter
+                .is_none_or(|f| filter::matches_element(f, t.attr, &elements[i]))
+        })
+        .collect();
+    let touched = match kind {
+        OpKind::Remove => {
+            remove_matched(&mut elements, &matched, t.sub);
+            Vec::new()
+        }
+        _ if matched.is_empty() => create_element(&mut elements, t, value, notes)?,
+        _ => set_matched(&mut elements, &matched, kind, t, value, notes)?,
+    };
+    fix_primary(&mut elements, &touched);
+    put_elements(c, t.attr, elements);
+    Ok(())
+}
+
+/// RFC 7644 §3.5.2.2: a filter removes the matching values; with a sub-attribute only that
+/// sub-attribute goes (elements left without `value` are dropped in `put_elements`). A filter
+/// that matches nothing changes nothing and still succeeds (Entra retries removals).
+fn remove_matched(elements: &mut Vec<Value>, matched: &[usize], sub: Option<&Attribute>) {
+    for &i in matched.iter().rev() {
+        match sub {
+            None => {
+                elements.remove(i);
+            }
+            Some(sub) => {
+                if let Some(obj) = elements[i].as_object_mut() {
+                    obj.shift_remove(sub.name);
+                }
+            }
+        }
+    }
+}
+
+/// `add`/`replace` on matching elements. With a sub-attribute it is set on every match; with
+/// only a filter, §3.5.2.3 says "all matching record values SHALL be replaced" (the filter's
+/// `eq` terms are kept so the element still matches), while `add` merges into them.
+fn set_matched(
+    elements: &mut [Value],
+    matched: &[usize],
+    kind: OpKind,
+    t: &Target,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<Vec<usize>, ScimError> {
+    let parts = element_parts(t, value, notes)?;
+    for &i in matched {
+        let mut obj = match (&elements[i], kind, t.sub) {
+            (Value::Object(o), OpKind::Add, _) | (Value::Object(o), _, Some(_)) => o.clone(),
+            _ => seed_from_filter(t.filter).unwrap_or_default(),
+        };
+        resource::merge_subs(t.attr, &mut obj, &parts, notes)?;
+        elements[i] = Value::Object(obj);
+    }
+    Ok(matched.to_vec())
+}
+
+/// No element matched: Entra (quirk 9) expects `Add`/`Replace` on
+/// `phoneNumbers[type eq "mobile"].value` to create `{"type":"mobile","value":…}`. The element
+/// is built from the filter's `eq` terms; a filter that is not made of `eq` terms cannot say what
+/// to create, so that is RFC 7644's `noTarget`.
+fn create_element(
+    elements: &mut Vec<Value>,
+    t: &Target,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<Vec<usize>, ScimError> {
+    if resource::is_unassigned(value) {
+        return Ok(Vec::new()); // Clearing what is not there.
+    }
+    let seed = match t.filter {
+        None => Map::new(),
+        Some(f) => {
+            notes.add("filtered add created element");
+            seed_from_filter(Some(f)).ok_or_else(|| {
+                ScimError::no_target(format!("no value of '{}' matches the filter", t.attr.name))
+            })?
+        }
+    };
+    let mut obj = Map::new();
+    resource::merge_subs(t.attr, &mut obj, &seed, notes)?;
+    resource::merge_subs(t.attr, &mut obj, &element_parts(t, value, notes)?, notes)?;
+    elements.push(Value::Object(obj));
+    Ok(vec![elements.len() - 1])
+}
+
+/// The sub-attributes an `add`/`replace` writes into an element: `{sub: value}` for a
+/// sub-attribute path, else the value object itself (a bare value means `{"value": …}`).
+fn element_parts(
+    t: &Target,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<Map<String, Value>, ScimError> {
+    if let Some(sub) = t.sub {
+        let mut parts = Map::new();
+        parts.insert(sub.name.to_string(), value.clone());
+        return Ok(parts);
+    }
+    match value {
+        Value::Object(obj) => Ok(obj.clone()),
+        other => match resource::normalise_one(t.attr, other, notes)? {
+            Some(Value::Object(obj)) => Ok(obj),
+            _ => Ok(Map::new()),
+        },
+    }
+}
+
+/// The element a filter of `eq` terms joined by `and` describes: `type eq "mobile"` →
+/// `{"type":"mobile"}`. `None` when the filter has any other shape.
+fn seed_from_filter(f: Option<&Filter>) -> Option<Map<String, Value>> {
+    let mut seed = Map::new();
+    fn walk(f: &Filter, seed: &mut Map<String, Value>) -> Option<()> {
+        match f {
+            Filter::And(a, b) => walk(a, seed).and_then(|_| walk(b, seed)),
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            } if path.urn.is_none() && path.sub.is_none() => {
+                let v = match value {
+                    Literal::String(s) => Value::String(s.clone()),
+                    Literal::Number(n) => Value::Number(n.clone()),
+                    Literal::Bool(b) => Value::Bool(*b),
+                    Literal::Null => return None,
+                };
+                seed.insert(path.name.clone(), v);
+                Some(())
+            }
+            _ => None,
+        }
+    }
+    walk(f?, &mut seed)?;
+    Some(seed)
+}
+
+/// RFC 7643 §2.4: "The primary attribute value "true" MUST appear no more than once." When an
+/// operation marks an element primary, the others that were primary are set to false.
+fn fix_primary(elements: &mut [Value], touched: &[usize]) {
+    let Some(&winner) = touched
+        .iter()
+        .rev()
+        .find(|&&i| elements.get(i).is_some_and(resource::is_primary))
+    else {
+        return;
+    };
+    for (i, e) in elements.iter_mut().enumerate() {
+        if i != winner && resource::is_primary(e) {
+            if let Some(obj) = e.as_object_mut() {
+                obj.insert("primary".into(), Value::Bool(false));
+            }
+        }
+    }
+}
+
+/// The values of a complex attribute as a list: the array of a multi-valued attribute, or the
+/// single object (if any) of a single-valued one.
+fn take_elements(c: &Map<String, Value>, attr: &Attribute) -> Vec<Value> {
+    match c.get(attr.name) {
+        Some(Value::Array(a)) => a.clone(),
+        Some(v @ Value::Object(_)) => vec![v.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Store a list back, dropping elements that are empty or lost their `value`; an empty list
+/// leaves the attribute unassigned.
+fn put_elements(c: &mut Map<String, Value>, attr: &Attribute, mut elements: Vec<Value>) {
+    elements.retain(|e| {
+        e.as_object()
+            .is_some_and(|o| resource::keep_complex(attr, o))
+    });
+    let value = match (attr.multi_valued, elements.pop()) {
+        (_, None) => None,
+        (false, Some(one)) => Some(one),
+        (true, Some(last)) => {
+            elements.push(last);
+            Some(Value::Array(elements))
+        }
+    };
+    resource::set(c, attr.name, value);
+}
+
+/// Whether every sub-attribute given in `listed` equals the one in `element` (string compares
+/// follow the sub-attribute's `caseExact`). Used for removal by a `value` list.
+fn is_subset(attr: &Attribute, listed: &Value, element: &Value) -> bool {
+    let (Some(listed), Some(element)) = (listed.as_object(), element.as_object()) else {
+        return listed == element;
+    };
+    listed.iter().all(|(k, v)| {
+        let case_exact = attr.sub(k).is_none_or(|s| s.case_exact);
+        match (v, element.get(k)) {
+            (Value::String(a), Some(Value::String(b))) if !case_exact => a.eq_ignore_ascii_case(b),
+            (a, b) => Some(a) == b,
+        }
+    })
+}
+
+/// Drop unassigned values left by the operations, and extension objects that became empty.
+fn prune(doc: &mut Map<String, Value>) {
+    for value in doc.values_mut() {
+        if let Value::Object(inner) = value {
+            inner.retain(|_, v| !resource::is_unassigned(v));
+        }
+    }
+    doc.retain(|_, v| !resource::is_unassigned(v));
+}
+
+/// Case-insensitive key lookup ("Operations", "Op", "Value"): Microsoft asks servers not to
+/// require case-sensitive structural elements.
+fn get_ci<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn at_op(i: usize) -> String {
+    format!("Operations[{i}]")
+}
+
+#[cfg(test)]
+mod tests;

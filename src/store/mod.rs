@@ -1,0 +1,205 @@
+//! Storage: the only module that speaks SQL.
+//!
+//! One SQLite file in WAL mode with `synchronous=FULL`. Writes go through the single writer
+//! thread (`writer`), which commits queued jobs together; reads use a small pool of read-only
+//! connections on blocking threads, so readers never wait for the writer. The CLI opens the same
+//! file directly (`open_connection`) — WAL and `busy_timeout` make that safe while a server runs.
+
+pub mod query;
+pub mod resources;
+pub mod tenants;
+pub mod tokens;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{Migrations, M};
+
+use crate::scim::error::ScimError;
+pub use writer::Writer;
+
+/// How long a statement waits for another process's lock before giving up with "busy".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// What can go wrong below the protocol layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A protocol-level outcome decided inside a transaction (uniqueness, not found…).
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error("database is busy (locked by another process)")]
+    Busy,
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("sqlite: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// The error a client sees. Internal causes are logged here and never sent.
+    pub fn into_scim(self) -> ScimError {
+        match self {
+            StoreError::Scim(e) => e,
+            StoreError::Busy => {
+                ScimError::unavailable("The directory is busy; retry in a few seconds")
+            }
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ScimError::internal()
+            }
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// `fold(x)`: the Unicode lower-casing of text (other values pass through), so SQL compares
+/// case-insensitive attributes exactly as `query::fold` wrote the `*_key` columns.
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::{Value, ValueRef};
+    conn.create_scalar_function(
+        "fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).to_lowercase()),
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Integer(i),
+                ValueRef::Real(r) => Value::Real(r),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            })
+        },
+    )
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+}
+
+/// Open (creating if needed) the database file, apply pragmas and migrations.
+pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
+    let mut conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    register_functions(&conn)?;
+    migrations().to_latest(&mut conn).map_err(|e| match e {
+        rusqlite_migration::Error::MigrationDefinition(
+            rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
+        ) => anyhow::anyhow!(
+            "database {} was written by a newer grouptalk-scim; install that version or restore a backup",
+            path.display()
+        ),
+        other => anyhow::anyhow!("cannot migrate database {}: {other}", path.display()),
+    })?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    register_functions(&conn)?;
+    Ok(conn)
+}
+
+/// The database handle the server shares between requests.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+struct StoreInner {
+    path: PathBuf,
+    writer: Writer,
+    idle_readers: Mutex<Vec<Connection>>,
+}
+
+impl Store {
+    /// Open the database at `path`, migrate it and start the writer thread.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let conn = open_connection(path)?;
+        let writer = Writer::start(conn)?;
+        Ok(Store {
+            inner: Arc::new(StoreInner {
+                path: path.to_path_buf(),
+                writer,
+                idle_readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Run `f` on a read-only connection on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.idle_readers.lock().ok().and_then(|mut v| v.pop()) {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut idle) = inner.idle_readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+    }
+
+    /// Run `f` inside the writer's transaction; resolves once the change is durable.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+
+    /// Stop the writer after it has committed every queued job.
+    pub fn shutdown(&self) {
+        self.inner.writer.shutdown();
+    }
+}
+
+/// Current time as RFC 3339 UTC with millisecond precision (stored and returned in `meta`).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}

@@ -1,0 +1,531 @@
+//! Users and groups: one `resources` row each (document + extracted columns), side rows for
+//! emails/phoneNumbers, and membership rows for groups.
+//!
+//! Every function takes the tenant id and every statement filters on it: a resource of another
+//! tenant is indistinguishable from one that does not exist.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::query::{self, fold};
+use super::{now_rfc3339, Result, StoreError};
+use crate::scim::error::ScimError;
+use crate::scim::filter::Filter;
+use crate::scim::patch::{self, MemberOp, PatchRequest};
+use crate::scim::resource::MemberRef;
+use crate::scim::schema::{ResourceKind, ENTERPRISE_USER};
+
+/// A resource as stored: the document plus the server-owned attributes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub seq: i64,
+    pub id: String,
+    pub kind: ResourceKind,
+    pub version: i64,
+    pub created: String,
+    pub last_modified: String,
+    pub doc: Value,
+}
+
+impl Stored {
+    /// The weak ETag (`meta.version`, `ETag` header).
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+/// One member of a group as rendered: id, type and display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub kind: ResourceKind,
+    pub display: Option<String>,
+}
+
+fn kind_str(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "User",
+        ResourceKind::Group => "Group",
+    }
+}
+
+fn kind_from(s: &str) -> ResourceKind {
+    if s == "Group" {
+        ResourceKind::Group
+    } else {
+        ResourceKind::User
+    }
+}
+
+const COLUMNS: &str = "r.seq, r.id, r.kind, r.version, r.created, r.last_modified, r.doc";
+
+fn from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, String, String, i64, String, String, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn to_stored(row: (i64, String, String, i64, String, String, String)) -> Result<Stored> {
+    let (seq, id, kind, version, created, last_modified, doc) = row;
+    Ok(Stored {
+        seq,
+        id,
+        kind: kind_from(&kind),
+        version,
+        created,
+        last_modified,
+        doc: serde_json::from_str(&doc)?,
+    })
+}
+
+pub fn get(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<Stored>> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3"
+        ))?
+        .query_row(params![tenant, id, kind_str(kind)], from_row)
+        .optional()?;
+    row.map(to_stored).transpose()
+}
+
+fn get_required(conn: &Connection, tenant: &str, kind: ResourceKind, id: &str) -> Result<Stored> {
+    get(conn, tenant, kind, id)?.ok_or_else(|| not_found(kind, id))
+}
+
+fn not_found(kind: ResourceKind, id: &str) -> StoreError {
+    StoreError::Scim(ScimError::not_found(format!(
+        "{} {id} not found",
+        kind.name()
+    )))
+}
+
+/// `If-Match`: `*` or a list of ETags, one of which must be the current version.
+fn check_if_match(stored: &Stored, if_match: Option<&str>) -> Result<()> {
+    let Some(header) = if_match else {
+        return Ok(());
+    };
+    let current = stored.etag();
+    let strong = current.trim_start_matches("W/");
+    let ok = header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t == current || t.trim_start_matches("W/") == strong);
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Scim(ScimError::precondition_failed(format!(
+            "If-Match {header} does not match the current version {current}"
+        ))))
+    }
+}
+
+/// Columns extracted from the document for filtering, sorting and uniqueness.
+struct Extracted {
+    user_name: Option<String>,
+    display_name: Option<String>,
+    external_id: Option<String>,
+    active: Option<bool>,
+}
+
+fn extract(doc: &Value) -> Extracted {
+    let s = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    Extracted {
+        user_name: s("userName"),
+        display_name: s("displayName"),
+        external_id: s("externalId"),
+        active: doc.get("active").and_then(Value::as_bool),
+    }
+}
+
+/// 409 when another resource of the tenant already has this userName / group displayName.
+fn check_unique(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    ex: &Extracted,
+    self_seq: Option<i64>,
+) -> Result<()> {
+    let (sql, attr, value) = match kind {
+        ResourceKind::User => (
+            "SELECT seq FROM resources WHERE tenant_id = ?1 AND kind = 'User' AND user_name_key = ?2",
+            "userName",
+            &ex.user_name,
+        ),
+        ResourceKind::Group => (
+            "SELECT seq FROM resources WHERE tenant_id = ?1 AND kind = 'Group' AND display_name_key = ?2",
+            "displayName",
+            &ex.display_name,
+        ),
+    };
+    let Some(value) = value else { return Ok(()) };
+    let other: Option<i64> = conn
+        .prepare_cached(sql)?
+        .query_row(params![tenant, fold(value)], |r| r.get(0))
+        .optional()?;
+    match other {
+        Some(seq) if Some(seq) != self_seq => Err(StoreError::Scim(ScimError::uniqueness(
+            format!("{attr} '{value}' is already in use"),
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn write_side_rows(conn: &Connection, tenant: &str, seq: i64, doc: &Value) -> Result<()> {
+    conn.prepare_cached("DELETE FROM multi_values WHERE owner_seq = ?1")?
+        .execute([seq])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO multi_values (tenant_id, owner_seq, attr, type_key, value, value_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for attr in ["emails", "phoneNumbers"] {
+        for el in doc
+            .get(attr)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(value) = el.get("value").and_then(Value::as_str) else {
+                continue;
+            };
+            let type_key = el.get("type").and_then(Value::as_str).map(fold);
+            insert.execute(params![tenant, seq, attr, type_key, value, fold(value)])?;
+        }
+    }
+    Ok(())
+}
+
+fn record_change(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    op: &str,
+    version: Option<i64>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO changes (tenant_id, at, kind, resource_id, operation, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![tenant, now_rfc3339(), kind_str(kind), id, op, version])?;
+    Ok(())
+}
+
+/// Insert a new resource (and its members, for a group).
+pub fn create(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    doc: Value,
+    members: Option<&[MemberRef]>,
+) -> Result<Stored> {
+    let ex = extract(&doc);
+    check_unique(conn, tenant, kind, &ex, None)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_rfc3339();
+    conn.prepare_cached(
+        "INSERT INTO resources (tenant_id, kind, id, user_name, user_name_key, display_name, display_name_key, \
+         external_id, active, version, created, last_modified, doc) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10, ?11)",
+    )?
+    .execute(params![
+        tenant,
+        kind_str(kind),
+        id,
+        ex.user_name,
+        ex.user_name.as_deref().map(fold),
+        ex.display_name,
+        ex.display_name.as_deref().map(fold),
+        ex.external_id,
+        ex.active,
+        now,
+        serde_json::to_string(&doc)?,
+    ])?;
+    let seq = conn.last_insert_rowid();
+    write_side_rows(conn, tenant, seq, &doc)?;
+    if let Some(members) = members {
+        apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?;
+    }
+    record_change(conn, tenant, kind, &id, "create", Some(1))?;
+    Ok(Stored {
+        seq,
+        id,
+        kind,
+        version: 1,
+        created: now.clone(),
+        last_modified: now,
+        doc,
+    })
+}
+
+/// Store a changed document under a new version.
+fn update_row(
+    conn: &Connection,
+    tenant: &str,
+    old: &Stored,
+    doc: Value,
+    op: &str,
+) -> Result<Stored> {
+    let ex = extract(&doc);
+    check_unique(conn, tenant, old.kind, &ex, Some(old.seq))?;
+    let now = now_rfc3339();
+    let version = old.version + 1;
+    conn.prepare_cached(
+        "UPDATE resources SET user_name = ?2, user_name_key = ?3, display_name = ?4, display_name_key = ?5, \
+         external_id = ?6, active = ?7, version = ?8, last_modified = ?9, doc = ?10 WHERE seq = ?1",
+    )?
+    .execute(params![
+        old.seq,
+        ex.user_name,
+        ex.user_name.as_deref().map(fold),
+        ex.display_name,
+        ex.display_name.as_deref().map(fold),
+        ex.external_id,
+        ex.active,
+        version,
+        now,
+        serde_json::to_string(&doc)?,
+    ])?;
+    write_side_rows(conn, tenant, old.seq, &doc)?;
+    record_change(conn, tenant, old.kind, &old.id, op, Some(version))?;
+    Ok(Stored {
+        version,
+        last_modified: now,
+        doc,
+        ..old.clone()
+    })
+}
+
+/// PUT: replace the whole document (and the member list, when the body carried one).
+pub fn replace(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    doc: Value,
+    members: Option<&[MemberRef]>,
+    if_match: Option<&str>,
+) -> Result<Stored> {
+    let old = get_required(conn, tenant, kind, id)?;
+    check_if_match(&old, if_match)?;
+    if let Some(members) = members {
+        apply_member_ops(
+            conn,
+            tenant,
+            old.seq,
+            &[MemberOp::Clear, MemberOp::Add(members.to_vec())],
+        )?;
+    }
+    update_row(conn, tenant, &old, doc, "replace")
+}
+
+/// PATCH: apply the operations to a copy of the document and the member rows, atomically (the
+/// writer's savepoint undoes member rows if anything later fails). A PATCH that changes nothing
+/// keeps the version.
+pub fn patch(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    req: &PatchRequest,
+    if_match: Option<&str>,
+) -> Result<(Stored, Vec<&'static str>)> {
+    let old = get_required(conn, tenant, kind, id)?;
+    check_if_match(&old, if_match)?;
+    let mut doc = old.doc.clone();
+    let outcome = patch::apply(kind.resource_type(), &mut doc, req)?;
+    let members_changed = apply_member_ops(conn, tenant, old.seq, &outcome.member_ops)?;
+    if !outcome.changed && !members_changed {
+        return Ok((old, outcome.notes));
+    }
+    let stored = update_row(conn, tenant, &old, doc, "patch")?;
+    Ok((stored, outcome.notes))
+}
+
+pub fn delete(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<()> {
+    let old = get_required(conn, tenant, kind, id)?;
+    check_if_match(&old, if_match)?;
+    // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
+    conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
+        .execute([old.seq])?;
+    record_change(conn, tenant, kind, id, "delete", None)?;
+    Ok(())
+}
+
+/// Apply member operations to a group's rows. Returns whether any row changed.
+fn apply_member_ops(
+    conn: &Connection,
+    tenant: &str,
+    group_seq: i64,
+    ops: &[MemberOp],
+) -> Result<bool> {
+    let mut changed = false;
+    for op in ops {
+        match op {
+            MemberOp::Clear => {
+                changed |= conn
+                    .prepare_cached("DELETE FROM members WHERE group_seq = ?1")?
+                    .execute([group_seq])?
+                    > 0;
+            }
+            MemberOp::Add(refs) => {
+                let mut insert = conn.prepare_cached(
+                    "INSERT OR IGNORE INTO members (tenant_id, group_seq, member_seq) VALUES (?1, ?2, ?3)",
+                )?;
+                for m in refs {
+                    let seq = member_seq(conn, tenant, &m.value)?;
+                    if seq == group_seq {
+                        return Err(StoreError::Scim(ScimError::invalid_value(
+                            "a group cannot be a member of itself",
+                        )));
+                    }
+                    changed |= insert.execute(params![tenant, group_seq, seq])? > 0;
+                }
+            }
+            MemberOp::Remove(ids) => {
+                let mut delete = conn.prepare_cached(
+                    "DELETE FROM members WHERE group_seq = ?1 AND member_seq = \
+                     (SELECT seq FROM resources WHERE tenant_id = ?2 AND id = ?3)",
+                )?;
+                for id in ids {
+                    changed |= delete.execute(params![group_seq, tenant, id])? > 0;
+                }
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// The row of a would-be member: a user or group of the same tenant, else 400 invalidValue.
+fn member_seq(conn: &Connection, tenant: &str, id: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT seq FROM resources WHERE tenant_id = ?1 AND id = ?2")?
+        .query_row(params![tenant, id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| {
+            StoreError::Scim(ScimError::invalid_value(format!(
+                "member '{id}' is not a user or group of this tenant"
+            )))
+        })
+}
+
+/// The members of a group, in insertion order of the member resources.
+pub fn members(conn: &Connection, group_seq: i64) -> Result<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT mr.id, mr.kind, COALESCE(mr.display_name, mr.user_name) FROM members m \
+         JOIN resources mr ON mr.seq = m.member_seq WHERE m.group_seq = ?1 ORDER BY mr.seq",
+    )?;
+    let rows = stmt.query_map([group_seq], |r| {
+        Ok(Member {
+            id: r.get(0)?,
+            kind: kind_from(&r.get::<_, String>(1)?),
+            display: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The groups a resource is a direct member of (the User's read-only `groups` attribute).
+pub fn groups_of(conn: &Connection, member_seq: i64) -> Result<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.id, g.kind, g.display_name FROM members m JOIN resources g ON g.seq = m.group_seq \
+         WHERE m.member_seq = ?1 ORDER BY g.seq",
+    )?;
+    let rows = stmt.query_map([member_seq], |r| {
+        Ok(Member {
+            id: r.get(0)?,
+            kind: kind_from(&r.get::<_, String>(1)?),
+            display: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The manager's display name is looked up, never stored (it would go stale).
+pub fn display_name(conn: &Connection, tenant: &str, id: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(display_name, user_name) FROM resources WHERE tenant_id = ?1 AND id = ?2")?
+        .query_row(params![tenant, id], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// What a list request asks for.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub filter: Option<Filter>,
+    /// ORDER BY expression from `query::sort_expression`, and whether descending.
+    pub sort: Option<(String, bool)>,
+    /// 1-based, as in SCIM.
+    pub start_index: usize,
+    pub count: usize,
+}
+
+/// Run a list query: total matches and the requested page, in a stable order.
+pub fn list(
+    conn: &Connection,
+    tenant: &str,
+    kind: ResourceKind,
+    q: &ListQuery,
+) -> Result<(usize, Vec<Stored>)> {
+    let mut where_sql = String::from("r.tenant_id = ? AND r.kind = ?");
+    let mut params: Vec<rusqlite::types::Value> =
+        vec![tenant.to_string().into(), kind_str(kind).to_string().into()];
+    if let Some(f) = &q.filter {
+        let compiled = query::compile(f, kind.resource_type(), tenant)?;
+        where_sql.push_str(" AND (");
+        where_sql.push_str(&compiled.text);
+        where_sql.push(')');
+        params.extend(compiled.params);
+    }
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM resources r WHERE {where_sql}"
+        ))?
+        .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+    if q.count == 0 {
+        return Ok((total as usize, Vec::new()));
+    }
+    let order = match &q.sort {
+        Some((expr, desc)) => format!(
+            "{expr} IS NULL, {expr} {}, r.seq",
+            if *desc { "DESC" } else { "ASC" }
+        ),
+        None => "r.seq".to_string(),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM resources r WHERE {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
+    );
+    params.push((q.count as i64).into());
+    params.push((q.start_index.saturating_sub(1) as i64).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), from_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(to_stored(row?)?);
+    }
+    Ok((total as usize, out))
+}
+
+/// The enterprise manager id of a user document, if any.
+pub fn manager_id(doc: &Value) -> Option<&str> {
+    doc.get(ENTERPRISE_USER)?
+        .get("manager")?
+        .get("value")?
+        .as_str()
+}

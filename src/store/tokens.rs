@@ -1,0 +1,84 @@
+//! Token records: which bearer tokens exist, for which tenant, and whether they are revoked.
+//!
+//! The token text itself is never stored: a JWT carries its id (`jti`), and this table answers
+//! "is that id known, unexpired and not revoked?" on every request.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now_rfc3339, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub label: Option<String>,
+    pub created: String,
+    pub expires: Option<String>,
+    pub revoked: Option<String>,
+    pub last_used: Option<String>,
+}
+
+const SELECT: &str =
+    "SELECT t.id, t.tenant_id, n.name, t.label, t.created, t.expires, t.revoked, t.last_used \
+     FROM tokens t JOIN tenants n ON n.id = t.tenant_id";
+
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.get(0)?,
+        tenant_id: row.get(1)?,
+        tenant_name: row.get(2)?,
+        label: row.get(3)?,
+        created: row.get(4)?,
+        expires: row.get(5)?,
+        revoked: row.get(6)?,
+        last_used: row.get(7)?,
+    })
+}
+
+pub fn insert(
+    conn: &Connection,
+    id: &str,
+    tenant_id: &str,
+    label: Option<&str>,
+    created: &str,
+    expires: Option<&str>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO tokens (id, tenant_id, label, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, tenant_id, label, created, expires],
+    )?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: &str) -> Result<Option<TokenRecord>> {
+    Ok(conn
+        .prepare_cached(&format!("{SELECT} WHERE t.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+pub fn list(conn: &Connection, tenant_name: Option<&str>) -> Result<Vec<TokenRecord>> {
+    let mut stmt = conn.prepare(&format!(
+        "{SELECT} WHERE (?1 IS NULL OR n.name = ?1) ORDER BY n.name, t.created"
+    ))?;
+    let rows = stmt.query_map([tenant_name], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Mark a token revoked. Returns false when no such token exists.
+pub fn revoke(conn: &Connection, id: &str) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tokens SET revoked = COALESCE(revoked, ?2) WHERE id = ?1",
+        params![id, now_rfc3339()],
+    )?;
+    Ok(n > 0)
+}
+
+pub fn touch(conn: &Connection, id: &str, at: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+        params![id, at],
+    )?;
+    Ok(())
+}

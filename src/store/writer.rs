@@ -1,0 +1,148 @@
+//! The single writer: one thread owns the only write connection and commits in groups.
+//!
+//! Handlers submit a job and await the reply. The thread takes every job already queued (up to
+//! `MAX_BATCH`), runs each inside its own SAVEPOINT within one transaction, commits once — one
+//! fsync for the whole batch at `synchronous=FULL` — and only then answers the jobs. A failing job
+//! rolls back only its own savepoint; a failing COMMIT fails every job of the batch, so a reply of
+//! success always means durable.
+
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{Result, StoreError};
+
+/// Upper bound on jobs per transaction, so one batch cannot hold the lock for long.
+const MAX_BATCH: usize = 256;
+
+/// What a job leaves behind after running: the reply to send once the fate of the batch is known.
+type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
+/// A job runs on the writer's connection (or is handed the error that kept it from running)
+/// and reports whether it succeeded.
+type Job = Box<dyn FnOnce(std::result::Result<&Connection, StoreError>) -> (bool, Reply) + Send>;
+
+pub struct Writer {
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> anyhow::Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(conn, rx))?;
+        Ok(Writer {
+            sender: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub async fn submit<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => f(conn),
+                Err(e) => Err(e),
+            };
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |commit_error| {
+                let outcome = match commit_error {
+                    Some(e) if ok => Err(e),
+                    _ => result,
+                };
+                let _ = tx.send(outcome);
+            });
+            (ok, reply)
+        });
+        let sender = self
+            .sender
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .ok_or(StoreError::WriterGone)?;
+        sender.send(job).map_err(|_| StoreError::WriterGone)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Close the queue and wait until every queued job is committed.
+    pub fn shutdown(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch);
+    }
+    tracing::debug!("writer stopped: queue closed");
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let e = StoreError::from(e);
+        for job in batch {
+            let (_, reply) = job(Err(clone_error(&e)));
+            reply(None);
+        }
+        return;
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        let mut ok = false;
+        let reply = match conn.execute_batch("SAVEPOINT job") {
+            Ok(()) => {
+                let (job_ok, reply) = job(Ok(conn));
+                ok = job_ok;
+                let end = if job_ok {
+                    conn.execute_batch("RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                if let Err(e) = end {
+                    tracing::error!(error = %e, "savepoint end failed");
+                    ok = false;
+                }
+                reply
+            }
+            Err(e) => job(Err(StoreError::from(e))).1,
+        };
+        replies.push((ok, reply));
+    }
+    let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
+        tracing::error!(error = %e, "commit failed; rolling back the batch");
+        let _ = conn.execute_batch("ROLLBACK");
+        StoreError::from(e)
+    });
+    for (_, reply) in replies {
+        reply(commit_error.as_ref().map(clone_error));
+    }
+}
+
+fn clone_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Busy => StoreError::Busy,
+        StoreError::Scim(s) => StoreError::Scim(s.clone()),
+        other => StoreError::Other(other.to_string()),
+    }
+}
