@@ -127,7 +127,7 @@ impl Config {
             bail!("server.base_path must start with '/' and contain no '?', '#' or spaces (got {bp:?})");
         }
         let url = &self.server.public_url;
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             bail!("server.public_url must start with https:// or http:// (got {url:?})");
         }
         if self.data_dir.as_os_str().is_empty() {

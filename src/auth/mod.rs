@@ -205,7 +205,8 @@ mod tests {
         assert_eq!(other.verify(&t, 500), Err(TokenError::Invalid));
         // Tampered payload: flip one character of the claims part.
         let mut parts: Vec<String> = t.split('.').map(str::to_string).collect();
-        parts[1].replace_range(0..1, if parts[1].starts_with('e') { "f" } else { "e" });
+        let flipped = if parts[1].starts_with('e') { "f" } else { "e" };
+        parts[1].replace_range(0..1, flipped);
         assert!(k.verify(&parts.join("."), 500).is_err());
         // alg none
         use base64::Engine;

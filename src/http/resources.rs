@@ -158,14 +158,22 @@ async fn related(
     if rows.is_empty() && s.kind == ResourceKind::User {
         return Ok(Vec::new());
     }
-    let list: Vec<Value> = rows.iter().map(|m| member_json(ctx, m)).collect();
+    let with_display = s.kind == ResourceKind::User;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|m| member_json(ctx, m, with_display))
+        .collect();
     Ok(vec![(name, Value::Array(list))])
 }
 
-fn member_json(ctx: &Ctx, m: &Member) -> Value {
+/// A member as `{value, $ref, type}` — and, for a user's `groups`, the group's `display` name.
+///
+/// Group `members` carry no `display`: it is optional (RFC 7643 §4.2), Entra never reads members
+/// back, and scim2-tester compares returned members with exactly what it sent.
+fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
     let rt = m.kind.resource_type();
     let mut v = json!({"value": m.id, "$ref": ctx.location(rt, &m.id), "type": rt.name});
-    if let (Some(d), Some(o)) = (&m.display, v.as_object_mut()) {
+    if let (true, Some(d), Some(o)) = (with_display, &m.display, v.as_object_mut()) {
         o.insert("display".into(), d.clone().into());
     }
     v

@@ -10,8 +10,11 @@
 //! keys are paths, filtered paths that must create the element they name, member removal by a
 //! `value` array, and `manager` as a plain string. Each tolerance applied is named in `notes`.
 
+mod elements;
+
 use serde_json::{Map, Value};
 
+use self::elements::{complex_op, elements_op, multi_op};
 use super::error::{ScimError, ScimType};
 use super::filter::{self, CompareOp, Filter, Literal, PatchPath};
 use super::resource::{self, MemberRef, Notes};
@@ -295,8 +298,12 @@ impl Engine {
         if let Some(ext) = self.rt.extension(key) {
             return self.extension(kind, ext, Some(value));
         }
-        let path = filter::parse_patch_path(key)?;
-        let target = match self.target(&path) {
+        let path = filter::parse_patch_path(key);
+        let target = match path
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|p| self.target(p))
+        {
             Ok(t) => t,
             // `id`, `meta`, `groups` in a resource fragment: ignored, as in a POST body.
             Err(e) if e.scim_type == Some(ScimType::Mutability) => return Ok(()),
@@ -398,10 +405,11 @@ impl Engine {
                 "members can only be changed whole or as members[value eq \"…\"]",
             ));
         }
-        let value = value.filter(|v| !resource::is_unassigned(v));
+        // Only an absent or null value means "all members"; `[]` or `""` names none.
+        let value = value.filter(|v| !v.is_null());
         let refs = |notes: &mut Notes| match value {
-            Some(v) => resource::member_refs(t.attr, v, notes),
-            None => Ok(Vec::new()),
+            Some(v) if !resource::is_unassigned(v) => resource::member_refs(t.attr, v, notes),
+            _ => Ok(Vec::new()),
         };
         let op = match (kind, t.filter) {
             // Flag mode and the Validator: `members[value eq "id"]`.
@@ -409,13 +417,14 @@ impl Engine {
             // No-flag mode: `"path":"members","value":[{"value":"id"}]` removes only those;
             // treating it as "remove all" is the destructive bug this guards against.
             (OpKind::Remove, None) if value.is_some() => {
-                self.notes.add("members removed by value array");
-                MemberOp::Remove(
-                    refs(&mut self.notes)?
-                        .into_iter()
-                        .map(|m| m.value)
-                        .collect(),
-                )
+                let ids: Vec<String> = refs(&mut self.notes)?
+                    .into_iter()
+                    .map(|m| m.value)
+                    .collect();
+                if !ids.is_empty() {
+                    self.notes.add("members removed by value array");
+                }
+                MemberOp::Remove(ids)
             }
             (OpKind::Remove, None) => MemberOp::Clear,
             (_, Some(_)) => {
@@ -429,7 +438,9 @@ impl Engine {
                 MemberOp::Add(refs(&mut self.notes)?)
             }
         };
-        if !matches!(&op, MemberOp::Add(v) if v.is_empty()) {
+        let empty = matches!(&op, MemberOp::Add(v) if v.is_empty())
+            || matches!(&op, MemberOp::Remove(v) if v.is_empty());
+        if !empty {
             self.member_ops.push(op);
         }
         Ok(())
@@ -480,288 +491,6 @@ fn with_container<R>(
         Some(obj) => f(obj),
         None => f(&mut Map::new()),
     }
-}
-
-/// A multi-valued attribute addressed without filter or sub-attribute.
-fn multi_op(
-    c: &mut Map<String, Value>,
-    kind: OpKind,
-    attr: &'static Attribute,
-    value: &Value,
-    notes: &mut Notes,
-) -> Result<(), ScimError> {
-    let new = resource::normalise_elements(attr, value, notes)?;
-    let mut elements = take_elements(c, attr);
-    match kind {
-        // RFC 7644 §3.5.2.1: "If the target location specifies a multi-valued attribute, a new
-        // value is added to the attribute." Identical values are not added twice.
-        OpKind::Add => {
-            let mut touched = Vec::new();
-            for element in new {
-                match elements.iter().position(|e| *e == element) {
-                    Some(i) => touched.push(i),
-                    None => {
-                        touched.push(elements.len());
-                        elements.push(element);
-                    }
-                }
-            }
-            fix_primary(&mut elements, &touched);
-        }
-        // §3.5.2.3: "If the target location is a multi-valued attribute and no filter is
-        // specified, the attribute and all values are replaced."
-        OpKind::Replace => elements = new,
-        // §3.5.2.2 removes them all; a `value` list (Entra-style) removes just the listed ones.
-        OpKind::Remove if new.is_empty() => elements.clear(),
-        OpKind::Remove => elements.retain(|e| !new.iter().any(|n| is_subset(attr, n, e))),
-    }
-    put_elements(c, attr, elements);
-    Ok(())
-}
-
-/// A single-valued complex attribute (`name`, `manager`) addressed as a whole.
-///
-/// RFC 7644 §3.5.2.3: "If the target location specifies a complex attribute, a set of
-/// sub-attributes SHALL be specified in the value parameter, which replaces any existing values
-/// or adds where an attribute did not previously exist." So `add` and `replace` both merge.
-fn complex_op(
-    c: &mut Map<String, Value>,
-    kind: OpKind,
-    attr: &'static Attribute,
-    value: &Value,
-    notes: &mut Notes,
-) -> Result<(), ScimError> {
-    if kind == OpKind::Remove || (kind == OpKind::Replace && resource::is_unassigned(value)) {
-        c.shift_remove(attr.name); // Entra clears `manager` with `""` or `{"value":""}`.
-        return Ok(());
-    }
-    let parts = match value {
-        Value::Object(obj) => obj.clone(),
-        // `manager` as a plain id, or in a one-element array: normalise to an object first.
-        other => match resource::normalise_one(attr, other, notes)? {
-            Some(Value::Object(obj)) => obj,
-            _ => return Ok(()),
-        },
-    };
-    let mut elements = take_elements(c, attr);
-    let mut current = match elements.pop() {
-        Some(Value::Object(obj)) => obj,
-        _ => Map::new(),
-    };
-    resource::merge_subs(attr, &mut current, &parts, notes)?;
-    put_elements(c, attr, vec![Value::Object(current)]);
-    Ok(())
-}
-
-/// A complex attribute narrowed by a value filter and/or a sub-attribute:
-/// `emails[type eq "work"]`, `phoneNumbers[type eq "mobile"].value`, `name.givenName`,
-/// `emails.value`. Single-valued complex attributes are treated as a list of at most one.
-fn elements_op(
-    c: &mut Map<String, Value>,
-    kind: OpKind,
-    t: &Target,
-    value: &Value,
-    notes: &mut Notes,
-) -> Result<(), ScimError> {
-    let mut elements = take_elements(c, t.attr);
-    let matched: Vec<usize> = (0..elements.len())
-        .filter(|&i| {
-            t.filter
-                .is_none_or(|f| filter::matches_element(f, t.attr, &elements[i]))
-        })
-        .collect();
-    let touched = match kind {
-        OpKind::Remove => {
-            remove_matched(&mut elements, &matched, t.sub);
-            Vec::new()
-        }
-        _ if matched.is_empty() => create_element(&mut elements, t, value, notes)?,
-        _ => set_matched(&mut elements, &matched, kind, t, value, notes)?,
-    };
-    fix_primary(&mut elements, &touched);
-    put_elements(c, t.attr, elements);
-    Ok(())
-}
-
-/// RFC 7644 §3.5.2.2: a filter removes the matching values; with a sub-attribute only that
-/// sub-attribute goes (elements left without `value` are dropped in `put_elements`). A filter
-/// that matches nothing changes nothing and still succeeds (Entra retries removals).
-fn remove_matched(elements: &mut Vec<Value>, matched: &[usize], sub: Option<&Attribute>) {
-    for &i in matched.iter().rev() {
-        match sub {
-            None => {
-                elements.remove(i);
-            }
-            Some(sub) => {
-                if let Some(obj) = elements[i].as_object_mut() {
-                    obj.shift_remove(sub.name);
-                }
-            }
-        }
-    }
-}
-
-/// `add`/`replace` on matching elements. With a sub-attribute it is set on every match; with
-/// only a filter, §3.5.2.3 says "all matching record values SHALL be replaced" (the filter's
-/// `eq` terms are kept so the element still matches), while `add` merges into them.
-fn set_matched(
-    elements: &mut [Value],
-    matched: &[usize],
-    kind: OpKind,
-    t: &Target,
-    value: &Value,
-    notes: &mut Notes,
-) -> Result<Vec<usize>, ScimError> {
-    let parts = element_parts(t, value, notes)?;
-    for &i in matched {
-        let mut obj = match (&elements[i], kind, t.sub) {
-            (Value::Object(o), OpKind::Add, _) | (Value::Object(o), _, Some(_)) => o.clone(),
-            _ => seed_from_filter(t.filter).unwrap_or_default(),
-        };
-        resource::merge_subs(t.attr, &mut obj, &parts, notes)?;
-        elements[i] = Value::Object(obj);
-    }
-    Ok(matched.to_vec())
-}
-
-/// No element matched: Entra (quirk 9) expects `Add`/`Replace` on
-/// `phoneNumbers[type eq "mobile"].value` to create `{"type":"mobile","value":…}`. The element
-/// is built from the filter's `eq` terms; a filter that is not made of `eq` terms cannot say what
-/// to create, so that is RFC 7644's `noTarget`.
-fn create_element(
-    elements: &mut Vec<Value>,
-    t: &Target,
-    value: &Value,
-    notes: &mut Notes,
-) -> Result<Vec<usize>, ScimError> {
-    if resource::is_unassigned(value) {
-        return Ok(Vec::new()); // Clearing what is not there.
-    }
-    let seed = match t.filter {
-        None => Map::new(),
-        Some(f) => {
-            notes.add("filtered add created element");
-            seed_from_filter(Some(f)).ok_or_else(|| {
-                ScimError::no_target(format!("no value of '{}' matches the filter", t.attr.name))
-            })?
-        }
-    };
-    let mut obj = Map::new();
-    resource::merge_subs(t.attr, &mut obj, &seed, notes)?;
-    resource::merge_subs(t.attr, &mut obj, &element_parts(t, value, notes)?, notes)?;
-    elements.push(Value::Object(obj));
-    Ok(vec![elements.len() - 1])
-}
-
-/// The sub-attributes an `add`/`replace` writes into an element: `{sub: value}` for a
-/// sub-attribute path, else the value object itself (a bare value means `{"value": …}`).
-fn element_parts(
-    t: &Target,
-    value: &Value,
-    notes: &mut Notes,
-) -> Result<Map<String, Value>, ScimError> {
-    if let Some(sub) = t.sub {
-        let mut parts = Map::new();
-        parts.insert(sub.name.to_string(), value.clone());
-        return Ok(parts);
-    }
-    match value {
-        Value::Object(obj) => Ok(obj.clone()),
-        other => match resource::normalise_one(t.attr, other, notes)? {
-            Some(Value::Object(obj)) => Ok(obj),
-            _ => Ok(Map::new()),
-        },
-    }
-}
-
-/// The element a filter of `eq` terms joined by `and` describes: `type eq "mobile"` →
-/// `{"type":"mobile"}`. `None` when the filter has any other shape.
-fn seed_from_filter(f: Option<&Filter>) -> Option<Map<String, Value>> {
-    let mut seed = Map::new();
-    fn walk(f: &Filter, seed: &mut Map<String, Value>) -> Option<()> {
-        match f {
-            Filter::And(a, b) => walk(a, seed).and_then(|_| walk(b, seed)),
-            Filter::Compare {
-                path,
-                op: CompareOp::Eq,
-                value,
-            } if path.urn.is_none() && path.sub.is_none() => {
-                let v = match value {
-                    Literal::String(s) => Value::String(s.clone()),
-                    Literal::Number(n) => Value::Number(n.clone()),
-                    Literal::Bool(b) => Value::Bool(*b),
-                    Literal::Null => return None,
-                };
-                seed.insert(path.name.clone(), v);
-                Some(())
-            }
-            _ => None,
-        }
-    }
-    walk(f?, &mut seed)?;
-    Some(seed)
-}
-
-/// RFC 7643 §2.4: "The primary attribute value "true" MUST appear no more than once." When an
-/// operation marks an element primary, the others that were primary are set to false.
-fn fix_primary(elements: &mut [Value], touched: &[usize]) {
-    let Some(&winner) = touched
-        .iter()
-        .rev()
-        .find(|&&i| elements.get(i).is_some_and(resource::is_primary))
-    else {
-        return;
-    };
-    for (i, e) in elements.iter_mut().enumerate() {
-        if i != winner && resource::is_primary(e) {
-            if let Some(obj) = e.as_object_mut() {
-                obj.insert("primary".into(), Value::Bool(false));
-            }
-        }
-    }
-}
-
-/// The values of a complex attribute as a list: the array of a multi-valued attribute, or the
-/// single object (if any) of a single-valued one.
-fn take_elements(c: &Map<String, Value>, attr: &Attribute) -> Vec<Value> {
-    match c.get(attr.name) {
-        Some(Value::Array(a)) => a.clone(),
-        Some(v @ Value::Object(_)) => vec![v.clone()],
-        _ => Vec::new(),
-    }
-}
-
-/// Store a list back, dropping elements that are empty or lost their `value`; an empty list
-/// leaves the attribute unassigned.
-fn put_elements(c: &mut Map<String, Value>, attr: &Attribute, mut elements: Vec<Value>) {
-    elements.retain(|e| {
-        e.as_object()
-            .is_some_and(|o| resource::keep_complex(attr, o))
-    });
-    let value = match (attr.multi_valued, elements.pop()) {
-        (_, None) => None,
-        (false, Some(one)) => Some(one),
-        (true, Some(last)) => {
-            elements.push(last);
-            Some(Value::Array(elements))
-        }
-    };
-    resource::set(c, attr.name, value);
-}
-
-/// Whether every sub-attribute given in `listed` equals the one in `element` (string compares
-/// follow the sub-attribute's `caseExact`). Used for removal by a `value` list.
-fn is_subset(attr: &Attribute, listed: &Value, element: &Value) -> bool {
-    let (Some(listed), Some(element)) = (listed.as_object(), element.as_object()) else {
-        return listed == element;
-    };
-    listed.iter().all(|(k, v)| {
-        let case_exact = attr.sub(k).is_none_or(|s| s.case_exact);
-        match (v, element.get(k)) {
-            (Value::String(a), Some(Value::String(b))) if !case_exact => a.eq_ignore_ascii_case(b),
-            (a, b) => Some(a) == b,
-        }
-    })
 }
 
 /// Drop unassigned values left by the operations, and extension objects that became empty.

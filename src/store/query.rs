@@ -376,13 +376,17 @@ fn compare(
         return Ok(());
     };
     if *lit == Literal::Null {
-        return match op {
-            CompareOp::Eq => Ok(sql.push(&format!("{e} IS NULL"))),
-            CompareOp::Ne => Ok(sql.push(&format!("{e} IS NOT NULL"))),
-            _ => Err(ScimError::invalid_filter(
-                "null can only be compared with eq or ne",
-            )),
+        let test = match op {
+            CompareOp::Eq => "IS NULL",
+            CompareOp::Ne => "IS NOT NULL",
+            _ => {
+                return Err(ScimError::invalid_filter(
+                    "null can only be compared with eq or ne",
+                ))
+            }
         };
+        sql.push(&format!("{e} {test}"));
+        return Ok(());
     }
     let value = literal_value(operand, lit)?;
     match op {

@@ -1,0 +1,157 @@
+//! Authentication: missing, tampered, revoked, expired and foreign tokens, and tenant isolation.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::harness::{assert_scim_error, reply, user_body, Server};
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn assert_401(r: &crate::harness::Reply) {
+    assert_scim_error(r, 401, None);
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+}
+
+#[test]
+fn missing_and_malformed_tokens_are_401_with_www_authenticate() {
+    let server = Server::start();
+    server.tenant_token("acme");
+    assert_401(&reply(
+        server.client().get(server.url("/Users")).send().unwrap(),
+    ));
+    assert_401(&reply(
+        server
+            .client()
+            .get(server.url("/Users"))
+            .header("authorization", "Basic Zm9vOmJhcg==")
+            .send()
+            .unwrap(),
+    ));
+    assert_401(&server.as_tenant("not-a-jwt").get("/Users"));
+    assert_401(&server.as_tenant(&"x".repeat(100_000)).get("/Users"));
+}
+
+#[test]
+fn tampered_token_is_401() {
+    let server = Server::start();
+    let token = server.tenant_token("acme");
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    let mut c = claims(&token);
+    c["tid"] = json!("someone-else");
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string());
+    assert_401(&server.as_tenant(&parts.join(".")).get("/Users"));
+    // Signature from a different key.
+    let other = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims(&token),
+        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 64]),
+    )
+    .unwrap();
+    assert_401(&server.as_tenant(&other).get("/Users"));
+}
+
+#[test]
+fn revoked_token_is_refused_on_the_next_request_without_restart() {
+    let server = Server::start();
+    let token = server.tenant_token("acme");
+    let scim = server.as_tenant(&token);
+    assert_eq!(scim.get("/Users").status, 200);
+    let jti = claims(&token)["jti"].as_str().unwrap().to_string();
+    let (ok, _, err) = server.cli(&["token", "revoke", &jti]);
+    assert!(ok, "{err}");
+    assert_401(&scim.get("/Users"));
+    // Revoking by the token itself also works and is idempotent.
+    let (ok, _, err) = server.cli(&["token", "revoke", &token]);
+    assert!(ok, "{err}");
+    // A tenant and token created while the server runs work at once.
+    let t2 = server.tenant_token("beta");
+    assert_eq!(server.as_tenant(&t2).get("/Users").status, 200);
+}
+
+#[test]
+fn expired_token_is_401() {
+    let server = Server::start();
+    let token = server.tenant_token("acme");
+    let key = std::fs::read(server.dir.path().join("data/signing.key")).unwrap();
+    let mut c = claims(&token);
+    c["exp"] = json!(c["iat"].as_i64().unwrap() - 10);
+    c["iat"] = json!(c["iat"].as_i64().unwrap() - 100);
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .unwrap();
+    assert_401(&server.as_tenant(&expired).get("/Users"));
+    // The same claims without the past expiry are accepted: it was the expiry that failed.
+    let mut fresh = c.clone();
+    fresh.as_object_mut().unwrap().remove("exp");
+    let ok = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &fresh,
+        &jsonwebtoken::EncodingKey::from_secret(&key),
+    )
+    .unwrap();
+    assert_eq!(server.as_tenant(&ok).get("/Users").status, 200);
+}
+
+#[test]
+fn another_tenants_resources_are_invisible() {
+    let server = Server::start();
+    let a = server.tenant_token("acme");
+    let b = server.tenant_token("beta");
+    let (sa, sb) = (server.as_tenant(&a), server.as_tenant(&b));
+    let created = sa.post("/Users", &user_body("alice@contoso.com"));
+    let id = created.body["id"].as_str().unwrap();
+    assert_scim_error(&sb.get(&format!("/Users/{id}")), 404, None);
+    assert_scim_error(
+        &sb.put(&format!("/Users/{id}"), &user_body("x@y")),
+        404,
+        None,
+    );
+    assert_scim_error(&sb.delete(&format!("/Users/{id}")), 404, None);
+    assert_eq!(
+        sb.filter("/Users", "userName eq \"alice@contoso.com\"")
+            .body["totalResults"],
+        0
+    );
+    assert_eq!(sb.get("/Users").body["totalResults"], 0);
+    // Same userName in another tenant is fine.
+    assert_eq!(
+        sb.post("/Users", &user_body("alice@contoso.com")).status,
+        201
+    );
+    assert_eq!(
+        sa.get(&format!("/Users/{id}")).status,
+        200,
+        "A's user untouched"
+    );
+}
+
+#[test]
+fn tokens_never_appear_in_logs() {
+    let mut server = Server::start();
+    let token = server.tenant_token("acme");
+    let scim = server.as_tenant(&token);
+    scim.get("/Users");
+    server.as_tenant(&format!("{token}x")).get("/Users");
+    server.stop();
+    let log = server.log_lines().join("\n");
+    assert!(log.contains("request"), "request lines are logged: {log}");
+    assert!(!log.contains(&token), "token leaked into the log");
+    assert!(
+        !log.contains(token.split('.').nth(2).unwrap()),
+        "signature leaked into the log"
+    );
+}

@@ -1,0 +1,279 @@
+//! The test harness: start the real `grouptalk-scim` binary on a loopback port with a temporary
+//! data dir and a fresh TLS certificate, issue tokens through its CLI, and talk to it over HTTPS
+//! with a client that verifies the certificate.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_grouptalk-scim");
+pub const SCIM_JSON: &str = "application/scim+json";
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    child: Option<Child>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    client: Client,
+}
+
+/// Write a config file for a server in `dir` listening on an OS-chosen port.
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{d}/data\"\n{extra}\n[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), "");
+        let mut s = Server {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            config,
+            child: None,
+            log: Default::default(),
+            client: Client::new(),
+            dir,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Start (or restart) the process and wait until it is listening.
+    pub fn spawn(&mut self) {
+        let mut child = Command::new(BIN)
+            .args(["--config", self.config.to_str().unwrap(), "serve"])
+            .env("RUST_LOG", "info")
+            .env_remove("GROUPTALK_SCIM_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start server");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on https://").nth(1) {
+                    let addr = rest.split('/').next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("server did not start: {:?}", self.log.lock().unwrap()));
+        self.addr = addr.parse().unwrap();
+        let cert = std::fs::read(self.dir.path().join("cert.pem")).unwrap();
+        self.client = Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
+            .resolve("localhost", self.addr)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Run a CLI command against this server's config; returns (status ok, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("GROUPTALK_SCIM_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    /// Create a tenant and issue a token for it; returns the token.
+    pub fn tenant_token(&self, tenant: &str) -> String {
+        let (ok, _, err) = self.cli(&["tenant", "create", tenant]);
+        assert!(ok, "tenant create: {err}");
+        self.token(tenant)
+    }
+
+    pub fn token(&self, tenant: &str) -> String {
+        let (ok, out, err) = self.cli(&["token", "issue", "--tenant", tenant]);
+        assert!(ok, "token issue: {err}");
+        out.lines().last().unwrap().trim().to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}/api/scim{path}", self.addr.port())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn as_tenant<'a>(&'a self, token: &'a str) -> Scim<'a> {
+        Scim {
+            server: self,
+            token,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A SCIM client bound to one tenant's token.
+pub struct Scim<'a> {
+    pub server: &'a Server,
+    pub token: &'a str,
+}
+
+/// A response read whole: status, headers we check, and JSON body (Null when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+pub fn reply(resp: Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = resp.text().unwrap_or_default();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
+    }
+}
+
+impl Scim<'_> {
+    fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
+        self.server
+            .client()
+            .request(method, self.server.url(path))
+            .bearer_auth(self.token)
+    }
+    pub fn get(&self, path: &str) -> Reply {
+        reply(self.req(reqwest::Method::GET, path).send().unwrap())
+    }
+    pub fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        reply(
+            self.req(m, path)
+                .header("content-type", SCIM_JSON)
+                .body(body.to_string())
+                .send()
+                .unwrap(),
+        )
+    }
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, body)
+    }
+    pub fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send("PUT", path, body)
+    }
+    pub fn patch(&self, path: &str, body: &Value) -> Reply {
+        self.send("PATCH", path, body)
+    }
+    pub fn delete(&self, path: &str) -> Reply {
+        reply(self.req(reqwest::Method::DELETE, path).send().unwrap())
+    }
+    /// GET with a raw (already encoded) query string.
+    pub fn get_query(&self, path: &str, query: &str) -> Reply {
+        reply(
+            self.server
+                .client()
+                .get(format!("{}?{query}", self.server.url(path)))
+                .bearer_auth(self.token)
+                .send()
+                .unwrap(),
+        )
+    }
+    /// GET /Users?filter=… with the filter encoded the way Entra does (`+` for spaces).
+    pub fn filter(&self, path: &str, filter: &str) -> Reply {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("filter", filter)
+            .finish();
+        self.get_query(path, &q)
+    }
+}
+
+/// Assert a SCIM error body: content type, schemas, status as a string, scimType.
+pub fn assert_scim_error(r: &Reply, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    assert!(r.content_type.starts_with(SCIM_JSON), "{}", r.content_type);
+    assert_eq!(
+        r.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(r.body["status"], status.to_string());
+    assert_eq!(r.body["scimType"].as_str(), scim_type, "{:?}", r.body);
+    assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+}
+
+pub fn user_body(user_name: &str) -> Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": user_name,
+        "externalId": format!("ext-{user_name}"),
+        "active": true,
+        "name": {"givenName": "Alice", "familyName": "Andersson"},
+        "emails": [{"primary": true, "type": "work", "value": user_name}],
+        "phoneNumbers": [{"type": "mobile", "value": "+46701234567"}],
+        "meta": {"resourceType": "User"},
+        "roles": [],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"costCenter": "CC-4130", "organization": "Contoso Security"},
+        "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User": {"label1": "Shift A", "label2": "North", "label3": "Medic", "label4": "L4", "label5": "L5"}
+    })
+}

@@ -1,0 +1,11 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! End-to-end tests: each test starts the real binary (see `harness`) and checks what a client
+//! sees — status, headers, bodies — and what the CLI prints.
+
+mod auth;
+mod cli;
+mod discovery;
+mod entra;
+mod groups;
+mod harness;
+mod users;
