@@ -203,3 +203,6 @@ pub fn now_rfc3339() -> String {
     now.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
+
+#[cfg(test)]
+mod tests;

@@ -195,14 +195,14 @@ impl Compiler<'_> {
                 sql.push(")");
             }
             (ResourceKind::Group, true, "members") => {
-                sql.push("r.seq IN (SELECT m.group_seq FROM members m JOIN resources mr ON mr.seq = m.member_seq WHERE m.tenant_id = ");
+                sql.push("r.seq IN (SELECT m.group_seq FROM resources mr JOIN members m ON m.member_seq = mr.seq WHERE mr.tenant_id = ");
                 sql.bind(SqlValue::Text(self.tenant_id.to_string()));
                 sql.push(" AND ");
                 self.element(inner, r.attr, ElementSource::Members, sql)?;
                 sql.push(")");
             }
             (ResourceKind::User, true, "groups") => {
-                sql.push("r.seq IN (SELECT m.member_seq FROM members m JOIN resources mr ON mr.seq = m.group_seq WHERE m.tenant_id = ");
+                sql.push("r.seq IN (SELECT m.member_seq FROM resources mr JOIN members m ON m.group_seq = mr.seq WHERE mr.tenant_id = ");
                 sql.bind(SqlValue::Text(self.tenant_id.to_string()));
                 sql.push(" AND ");
                 self.element(inner, r.attr, ElementSource::Members, sql)?;

@@ -1,0 +1,310 @@
+//! Store tests on real SQLite files: compiled filters are executed and compared by the ids they
+//! return (not by SQL text), and the filters Entra uses are shown to be answered from indexes.
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use super::query::compile;
+use super::resources::{self, ListQuery};
+use super::{open_connection, tenants};
+use crate::scim::filter;
+use crate::scim::resource::{normalise, MemberRef};
+use crate::scim::schema::{ResourceKind, GROUP_TYPE, USER_TYPE};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    conn: Connection,
+    tenant: String,
+    other_tenant: String,
+}
+
+fn user(conn: &Connection, tenant: &str, body: Value) -> String {
+    let n = normalise(&USER_TYPE, &body).unwrap();
+    resources::create(conn, tenant, ResourceKind::User, n.doc, None)
+        .unwrap()
+        .id
+}
+
+fn fixture() -> (Fixture, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_connection(&dir.path().join("t.db")).unwrap();
+    let tenant = tenants::create(&conn, "a", None).unwrap().id;
+    let other_tenant = tenants::create(&conn, "b", None).unwrap().id;
+    let ids = vec![
+        user(
+            &conn,
+            &tenant,
+            json!({"userName": "Alice@Contoso.com", "externalId": "A-1", "displayName": "Alice Andersson", "active": true,
+            "title": "Dispatcher", "name": {"givenName": "Alice", "familyName": "Andersson"},
+            "emails": [{"type": "work", "value": "alice@contoso.com"}, {"type": "home", "value": "a@home.example"}],
+            "phoneNumbers": [{"type": "mobile", "value": "+46701234567"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"costCenter": "CC-1", "department": "Ops"},
+            "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User": {"label1": "North"}}),
+        ),
+        user(
+            &conn,
+            &tenant,
+            json!({"userName": "bob@contoso.com", "externalId": "a-1", "displayName": "Bob 100%_done", "active": "False",
+            "emails": [{"type": "work", "value": "bob@contoso.com"}],
+            "phoneNumbers": [{"type": "work", "value": "+46701234567"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"costCenter": "CC-2"}}),
+        ),
+        user(
+            &conn,
+            &tenant,
+            json!({"userName": "carol@fabrikam.com", "displayName": "Carol", "title": "Medic",
+            "addresses": [{"type": "work", "locality": "Malmö", "country": "SE"}]}),
+        ),
+    ];
+    // The same data in another tenant must never show up.
+    user(
+        &conn,
+        &other_tenant,
+        json!({"userName": "Alice@Contoso.com", "externalId": "A-1", "emails": [{"type": "work", "value": "alice@contoso.com"}]}),
+    );
+    (
+        Fixture {
+            _dir: dir,
+            conn,
+            tenant,
+            other_tenant,
+        },
+        ids,
+    )
+}
+
+fn run(fx: &Fixture, kind: ResourceKind, text: &str) -> Vec<String> {
+    let q = ListQuery {
+        filter: Some(filter::parse(text).unwrap()),
+        sort: None,
+        start_index: 1,
+        count: 1000,
+    };
+    let (total, rows) = resources::list(&fx.conn, &fx.tenant, kind, &q).unwrap();
+    assert_eq!(total, rows.len(), "{text}");
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+#[test]
+fn compiled_filters_return_the_right_users() {
+    let (fx, ids) = fixture();
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    let check = |f: &str, want: &[&String]| {
+        let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        assert_eq!(run(&fx, ResourceKind::User, f), want, "{f}");
+    };
+    check("userName eq \"alice@contoso.com\"", &[a]);
+    check("USERNAME EQ \"ALICE@CONTOSO.COM\"", &[a]);
+    check("userName ne \"alice@contoso.com\"", &[b, c]);
+    check("externalId eq \"A-1\"", &[a]); // caseExact
+    check("userName sw \"b\"", &[b]);
+    check("userName ew \"contoso.com\"", &[a, b]);
+    check("userName co \"FABRIKAM\"", &[c]);
+    check("displayName co \"100%_\"", &[b]); // % and _ are literal
+    check("displayName co \"%\"", &[b]);
+    check("displayName sw \"_\"", &[]);
+    check("externalId sw \"a\"", &[b]); // case-exact sw
+    check(
+        "emails[type eq \"work\"].value eq \"alice@contoso.com\"",
+        &[a],
+    );
+    check(
+        "emails[type eq \"work\" and value co \"@contoso.com\"]",
+        &[a, b],
+    );
+    check("emails.value eq \"a@home.example\"", &[a]);
+    check("emails eq \"bob@contoso.com\"", &[b]);
+    check(
+        "phoneNumbers[type eq \"mobile\"].value eq \"+46701234567\"",
+        &[a],
+    );
+    check("phoneNumbers.value eq \"+46701234567\"", &[a, b]);
+    check("active eq true", &[a]);
+    check("active eq false", &[b]);
+    check("title pr", &[a, c]);
+    check("not (title pr)", &[b]);
+    check("name.givenName eq \"alice\"", &[a]);
+    check(
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter eq \"CC-1\"",
+        &[a],
+    );
+    check(
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter gt \"CC-1\"",
+        &[b],
+    );
+    check(
+        "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User:label1 eq \"north\"",
+        &[a],
+    );
+    check("addresses[locality eq \"malmö\"]", &[c]);
+    check("addresses.country eq \"SE\"", &[c]);
+    check(
+        "(userName sw \"a\" or userName sw \"c\") and not (title eq \"medic\")",
+        &[a],
+    );
+    check("meta.created gt \"2000-01-01T00:00:00Z\"", &[a, b, c]);
+    check("meta.resourceType eq \"User\"", &[a, b, c]);
+    check(&format!("id eq \"{a}\" or id eq \"{c}\""), &[a, c]);
+    check("userName eq \"nobody\"", &[]);
+}
+
+#[test]
+fn members_filters_and_groups() {
+    let (fx, ids) = fixture();
+    let members: Vec<MemberRef> = ids[..2]
+        .iter()
+        .map(|id| MemberRef {
+            value: id.clone(),
+            kind: None,
+        })
+        .collect();
+    let g = resources::create(
+        &fx.conn,
+        &fx.tenant,
+        ResourceKind::Group,
+        json!({"displayName": "Dispatch"}),
+        Some(&members),
+    )
+    .unwrap();
+    let g2 = resources::create(
+        &fx.conn,
+        &fx.tenant,
+        ResourceKind::Group,
+        json!({"displayName": "Medics"}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        run(
+            &fx,
+            ResourceKind::Group,
+            &format!("members[value eq \"{}\"]", ids[0])
+        ),
+        vec![g.id.clone()]
+    );
+    assert_eq!(
+        run(
+            &fx,
+            ResourceKind::Group,
+            &format!("members.value eq \"{}\"", ids[1])
+        ),
+        vec![g.id.clone()]
+    );
+    assert_eq!(
+        run(&fx, ResourceKind::Group, "displayName eq \"MEDICS\""),
+        vec![g2.id.clone()]
+    );
+    assert_eq!(
+        run(&fx, ResourceKind::Group, "not (members pr)"),
+        vec![g2.id.clone()]
+    );
+    assert_eq!(
+        run(
+            &fx,
+            ResourceKind::User,
+            &format!("groups[value eq \"{}\"]", g.id)
+        ),
+        ids[..2].to_vec()
+    );
+}
+
+#[test]
+fn invalid_filters_are_rejected_not_executed() {
+    for f in [
+        "nosuch eq \"x\"",
+        "name eq \"x\"",
+        "emails[nosuch eq \"x\"]",
+        "active gt true",
+        "meta.location eq \"x\"",
+    ] {
+        let parsed = filter::parse(f).unwrap();
+        let err = compile(&parsed, &USER_TYPE, "t").unwrap_err();
+        assert_eq!(
+            err.scim_type,
+            Some(crate::scim::error::ScimType::InvalidFilter),
+            "{f}"
+        );
+    }
+}
+
+/// The query plan of a list filter, as SQLite reports it.
+fn plan(fx: &Fixture, kind: ResourceKind, text: &str) -> String {
+    let rt = if kind == ResourceKind::User {
+        &USER_TYPE
+    } else {
+        &GROUP_TYPE
+    };
+    let compiled = compile(&filter::parse(text).unwrap(), rt, &fx.tenant).unwrap();
+    let sql = format!("EXPLAIN QUERY PLAN SELECT r.seq FROM resources r WHERE r.tenant_id = ? AND r.kind = ? AND ({})", compiled.text);
+    let mut params: Vec<rusqlite::types::Value> = vec![
+        fx.tenant.clone().into(),
+        (if kind == ResourceKind::User {
+            "User"
+        } else {
+            "Group"
+        })
+        .to_string()
+        .into(),
+    ];
+    params.extend(compiled.params);
+    let mut stmt = fx.conn.prepare(&sql).unwrap();
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn entra_filters_are_answered_from_indexes() {
+    let (fx, ids) = fixture();
+    let _ = &fx.other_tenant;
+    for (kind, f, index) in [
+        (
+            ResourceKind::User,
+            "userName eq \"x\"".to_string(),
+            "resources_user_name",
+        ),
+        (
+            ResourceKind::User,
+            "externalId eq \"x\"".to_string(),
+            "resources_external_id",
+        ),
+        (
+            ResourceKind::User,
+            "id eq \"x\"".to_string(),
+            "resources_id",
+        ),
+        (
+            ResourceKind::User,
+            "displayName eq \"x\"".to_string(),
+            "resources_display_name",
+        ),
+        (
+            ResourceKind::Group,
+            "displayName eq \"x\"".to_string(),
+            "resources_group_name",
+        ),
+        (
+            ResourceKind::User,
+            "emails[type eq \"work\"].value eq \"x\"".to_string(),
+            "multi_values_lookup",
+        ),
+        (
+            ResourceKind::User,
+            "phoneNumbers[type eq \"mobile\"].value eq \"x\"".to_string(),
+            "multi_values_lookup",
+        ),
+        (
+            ResourceKind::Group,
+            format!("members[value eq \"{}\"]", ids[0]),
+            "members_member",
+        ),
+    ] {
+        let p = plan(&fx, kind, &f);
+        assert!(p.contains(index), "{f} should use {index}:\n{p}");
+        let scans_resources = p.lines().any(|l| l.trim_start().starts_with("SCAN r"));
+        assert!(!scans_resources, "{f} scans the resources table:\n{p}");
+    }
+}
