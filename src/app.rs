@@ -1,16 +1,21 @@
-//! The shared state of a running server: configuration, store, signing key. Travels in one
-//! `Arc<App>`; there is no global mutable state.
+//! The shared state of a running server: configuration, store, signing key, metrics, the
+//! provisioning-log queue and the per-token rate limiter. Travels in one `Arc<App>`; there is no
+//! global mutable state.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
 use crate::auth::SigningKey;
 use crate::config::Config;
+use crate::http::metrics::Metrics;
+use crate::http::reqlog::LogQueue;
 use crate::store::Store;
 
-/// Largest request body accepted (413 above).
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// `last_used` of a token is written at most this often, so auth does not turn reads into writes.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -18,17 +23,34 @@ pub struct App {
     pub config: Config,
     pub store: Store,
     pub key: SigningKey,
+    pub metrics: Metrics,
+    pub log: LogQueue,
+    pub limiter: DefaultKeyedRateLimiter<String>,
+    /// Set once the TLS certificate (if any) is loaded and the listener is bound.
+    pub ready: AtomicBool,
     last_touch: Mutex<HashMap<String, Instant>>,
 }
 
 impl App {
+    /// Must be called inside the tokio runtime (it starts the log flusher).
     pub fn new(config: Config, store: Store, key: SigningKey) -> App {
+        let rate = NonZeroU32::new(config.limits.rate_per_token).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.limits.rate_burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
         App {
+            metrics: Metrics::new(&store),
+            log: LogQueue::start(store.clone()),
+            limiter,
             config,
             store,
             key,
+            ready: AtomicBool::new(false),
             last_touch: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed) && self.store.writer_running()
     }
 
     /// Whether this token's `last_used` is due to be written now (and remember that it was).

@@ -24,6 +24,9 @@ pub struct Config {
     pub server: ServerConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
+    pub limits: LimitsConfig,
+    pub backup: BackupConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,6 +55,53 @@ pub struct TlsConfig {
 pub struct LogConfig {
     /// tracing filter, e.g. "info" or "grouptalk_scim=debug". `RUST_LOG` wins when set.
     pub level: String,
+    /// Provisioning-log entries older than this are pruned.
+    pub retention_days: u32,
+    /// At most this many provisioning-log entries are kept.
+    pub retention_rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Plain-HTTP listener for /metrics, /healthz, /readyz, /livez. Empty disables it.
+    pub listen: String,
+    /// Also serve /metrics on the public HTTPS listener (off: metrics stay private).
+    pub metrics_on_public_port: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Largest request head (request line + headers); larger ones are refused.
+    pub max_header_bytes: usize,
+    /// A client must send its request headers within this time (slow clients are cut off).
+    pub header_read_timeout_secs: u64,
+    /// A TLS handshake must finish within this time.
+    pub handshake_timeout_secs: u64,
+    /// A request is answered 503 if it takes longer than this (Entra gives up after ~60 s).
+    pub request_timeout_secs: u64,
+    /// Connections beyond this are closed at once.
+    pub max_connections: usize,
+    /// Sustained requests per second allowed per token (429 with Retry-After above it).
+    pub rate_per_token: u32,
+    /// Burst allowed per token above the sustained rate.
+    pub rate_burst: u32,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Directory for scheduled backups. Empty disables scheduled backups.
+    pub dir: String,
+    /// Hours between scheduled backups.
+    pub interval_hours: u32,
+    /// Scheduled backups kept; older ones are deleted.
+    pub keep: u32,
 }
 
 impl Default for Config {
@@ -70,6 +120,28 @@ impl Default for Config {
             },
             log: LogConfig {
                 level: "info".into(),
+                retention_days: 30,
+                retention_rows: 1_000_000,
+            },
+            admin: AdminConfig {
+                listen: "127.0.0.1:9464".into(),
+                metrics_on_public_port: false,
+            },
+            limits: LimitsConfig {
+                max_body_bytes: 2 * 1024 * 1024,
+                max_header_bytes: 64 * 1024,
+                header_read_timeout_secs: 15,
+                handshake_timeout_secs: 10,
+                request_timeout_secs: 60,
+                max_connections: 1024,
+                rate_per_token: 200,
+                rate_burst: 400,
+                shutdown_grace_secs: 20,
+            },
+            backup: BackupConfig {
+                dir: String::new(),
+                interval_hours: 24,
+                keep: 7,
             },
         }
     }
@@ -132,6 +204,31 @@ impl Config {
         }
         if self.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
+        }
+        if !self.admin.listen.is_empty() {
+            self.admin.listen.parse::<SocketAddr>().with_context(|| {
+                format!(
+                    "admin.listen must be an address:port or empty (got {:?})",
+                    self.admin.listen
+                )
+            })?;
+        }
+        let l = &self.limits;
+        if l.max_body_bytes < 1024 || l.max_header_bytes < 8192 {
+            bail!("limits.max_body_bytes must be at least 1024 and limits.max_header_bytes at least 8192");
+        }
+        if l.max_connections == 0 || l.rate_per_token == 0 || l.rate_burst == 0 {
+            bail!("limits.max_connections, limits.rate_per_token and limits.rate_burst must be at least 1");
+        }
+        if l.header_read_timeout_secs == 0
+            || l.handshake_timeout_secs == 0
+            || l.request_timeout_secs == 0
+        {
+            bail!("limits.*_timeout_secs must be at least 1");
+        }
+        if !self.backup.dir.is_empty() && (self.backup.interval_hours == 0 || self.backup.keep == 0)
+        {
+            bail!("backup.interval_hours and backup.keep must be at least 1");
         }
         Ok(())
     }

@@ -8,6 +8,8 @@ pub mod config;
 pub mod fsutil;
 pub mod http;
 pub mod lifecycle;
+pub mod lock;
+pub mod maintenance;
 pub mod scim;
 pub mod store;
 

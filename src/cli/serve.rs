@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::auth::SigningKey;
 use crate::config::Config;
-use crate::http::{server, tls};
+use crate::http::{admin, server, tls};
 use crate::lifecycle::sd_notify;
 use crate::store::{tenants, Store};
 
@@ -32,14 +32,13 @@ pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         && explicit.is_none()
         && std::env::var_os(crate::config::CONFIG_ENV).is_none()
     {
-        let c = Config::load(base, Some(Path::new("/dev/null")))?;
-        c.validate()?;
-        c
+        Config::load(base, Some(Path::new("/dev/null")))?
     } else {
         Config::load(base, explicit)?
     };
     crate::init_tracing(&config.log.level);
     crate::fsutil::ensure_data_dir(&config.data_dir)?;
+    let _lock = crate::lock::acquire(&config.data_dir)?;
     if args.dev {
         tls::ensure_self_signed(&config.tls.cert, &config.tls.key)?;
     }
@@ -71,8 +70,11 @@ async fn run_server(
     key: SigningKey,
     cert: Option<Arc<tls::ReloadableCert>>,
 ) -> anyhow::Result<()> {
-    let addr = config.listen_addr()?;
-    let listener = server::bind(addr).await?;
+    let listener = server::bind(config.listen_addr()?).await?;
+    let admin_listener = match config.admin.listen.as_str() {
+        "" => None,
+        addr => Some(server::bind(addr.parse()?).await?),
+    };
     let acceptor = match &cert {
         Some(c) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
             c.clone(),
@@ -82,11 +84,25 @@ async fn run_server(
     let local = listener.local_addr()?;
     let app = Arc::new(App::new(config.clone(), store, key));
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(config, cert, stop_tx));
+    tokio::spawn(watch_signals(config, cert.clone(), stop_tx));
+    crate::maintenance::start(app.clone(), cert, stop_rx.clone());
+    let admin = admin_listener.map(|l| {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(address = %a, "admin listening on http://{a}/metrics");
+        }
+        tokio::spawn(admin::serve(app.clone(), l, stop_rx.clone()))
+    });
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, "listening on {scheme}://{local}{}", app.config.base_path());
+    app.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     sd_notify("READY=1");
-    server::serve(app, listener, acceptor, stop_rx).await;
+    server::serve(app.clone(), listener, acceptor, stop_rx).await;
+    if let Some(a) = admin {
+        let _ = a.await;
+    }
+    // Everything answered: write out the queued provisioning-log entries, then the caller
+    // stops the writer once it has committed every job.
+    app.log.close().await;
     Ok(())
 }
 

@@ -1,7 +1,10 @@
 //! HTTP: a thin shell around the protocol. Bytes in → `scim` calls → statuses and headers out.
 //! Statuses and headers live only here.
 
+pub mod admin;
 pub mod auth;
+pub mod metrics;
+pub mod reqlog;
 pub mod resources;
 pub mod response;
 pub mod router;

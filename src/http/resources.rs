@@ -8,6 +8,7 @@ use hyper::header::{HOST, IF_MATCH};
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 
+use super::reqlog::Draft;
 use super::response::{self, Body};
 use crate::app::App;
 use crate::auth::Principal;
@@ -16,6 +17,7 @@ use crate::scim::list::{self, ListParams, ListRequest};
 use crate::scim::render::{self, Meta, Projection};
 use crate::scim::schema::{ResourceKind, ResourceType};
 use crate::scim::{patch as scim_patch, resource as scim_resource};
+use crate::store::request_log;
 use crate::store::resources::{self as store, ListQuery, Member, Stored};
 use crate::store::{query, StoreError};
 
@@ -23,6 +25,7 @@ use crate::store::{query, StoreError};
 pub struct Ctx {
     pub app: Arc<App>,
     pub principal: Principal,
+    draft: Arc<Draft>,
     host: Option<String>,
     if_match: Option<String>,
     /// Decoded query parameters (`+` is a space, as Entra encodes filters).
@@ -30,7 +33,12 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(app: Arc<App>, principal: Principal, req: &Request<Incoming>) -> Ctx {
+    pub fn new(
+        app: Arc<App>,
+        principal: Principal,
+        req: &Request<Incoming>,
+        draft: Arc<Draft>,
+    ) -> Ctx {
         let header = |name| {
             req.headers()
                 .get(name)
@@ -39,15 +47,72 @@ impl Ctx {
         };
         let host = header(HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
         let query = req.uri().query().unwrap_or("");
-        let params = form_urlencoded::parse(query.as_bytes())
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
+        if params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("aadOptscim062020"))
+        {
+            draft.update(|e| e.notes.push("aadOptscim062020 flag".into()));
+        }
         Ctx {
             app,
             principal,
+            draft,
             host,
             if_match: header(IF_MATCH),
             params,
+        }
+    }
+
+    /// Record which resource the request is about, for the provisioning log.
+    fn about(&self, kind: ResourceKind, id: Option<&str>) {
+        self.draft.update(|e| {
+            e.resource_type = Some(kind.name().to_string());
+            if let Some(id) = id {
+                e.resource_id = Some(id.to_string());
+            }
+        });
+    }
+
+    /// Run a write in the writer thread and insert its provisioning-log entry in the same
+    /// transaction, so the log shows every change that was committed — and only those.
+    async fn write<T, F>(&self, status: u16, f: F) -> Result<T, ScimError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> crate::store::Result<(T, Logged)> + Send + 'static,
+    {
+        let draft = self.draft.clone();
+        let result = self
+            .app
+            .store
+            .write(move |conn| {
+                let (value, logged) = f(conn)?;
+                let mut entry = draft.snapshot();
+                entry.status = status;
+                entry.resource_id = Some(logged.resource_id);
+                entry
+                    .notes
+                    .extend(logged.notes.iter().map(|n| n.to_string()));
+                request_log::insert(conn, &entry)?;
+                Ok(value)
+            })
+            .await;
+        match result {
+            Ok(v) => {
+                self.draft.mark_logged();
+                Ok(v)
+            }
+            Err(e) => Err(e.into_scim()),
+        }
+    }
+
+    /// Normalisations found before the write (body parsing), for a failure's log entry.
+    fn note(&self, notes: &[&'static str]) {
+        if !notes.is_empty() {
+            self.draft
+                .update(|e| e.notes.extend(notes.iter().map(|n| n.to_string())));
         }
     }
 
@@ -102,6 +167,12 @@ impl Ctx {
 
 fn store_err(e: StoreError) -> ScimError {
     e.into_scim()
+}
+
+/// What a successful write tells the provisioning log.
+struct Logged {
+    resource_id: String,
+    notes: Vec<&'static str>,
 }
 
 /// Render a stored resource with what the projection asks for (members, groups).
@@ -181,6 +252,7 @@ fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
 
 pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
+    ctx.about(kind, Some(id));
     let projection = ctx.projection(rt)?;
     let (tenant, id_owned) = (ctx.tenant(), id.to_string());
     let stored = ctx
@@ -201,23 +273,27 @@ pub async fn create(
     body: Value,
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
+    ctx.about(kind, None);
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
+    ctx.note(&normalised.notes);
     let tenant = ctx.tenant();
     let stored = ctx
-        .app
-        .store
-        .write(move |conn| {
-            store::create(
+        .write(201, move |conn| {
+            let s = store::create(
                 conn,
                 &tenant,
                 kind,
                 normalised.doc,
                 normalised.members.as_deref(),
-            )
+            )?;
+            let logged = Logged {
+                resource_id: s.id.clone(),
+                notes: Vec::new(),
+            };
+            Ok((s, logged))
         })
-        .await
-        .map_err(store_err)?;
+        .await?;
     let etag = stored.etag();
     let location = ctx.location(rt, &stored.id);
     let body = render_one(ctx, stored, &projection).await?;
@@ -231,14 +307,14 @@ pub async fn replace(
     body: Value,
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
+    ctx.about(kind, Some(id));
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
+    ctx.note(&normalised.notes);
     let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
     let stored = ctx
-        .app
-        .store
-        .write(move |conn| {
-            store::replace(
+        .write(200, move |conn| {
+            let s = store::replace(
                 conn,
                 &tenant,
                 kind,
@@ -246,10 +322,16 @@ pub async fn replace(
                 normalised.doc,
                 normalised.members.as_deref(),
                 if_match.as_deref(),
-            )
+            )?;
+            Ok((
+                s,
+                Logged {
+                    resource_id: id,
+                    notes: Vec::new(),
+                },
+            ))
         })
-        .await
-        .map_err(store_err)?;
+        .await?;
     let etag = stored.etag();
     let body = render_one(ctx, stored, &projection).await?;
     Ok(response::resource(200, &body, &etag, None))
@@ -265,22 +347,28 @@ pub async fn patch(
     body: Value,
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
+    ctx.about(kind, Some(id));
     let projection = ctx.projection(rt)?;
     let request = scim_patch::parse_request(&body)?;
-    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
-    let (stored, notes) = ctx
-        .app
-        .store
-        .write(move |conn| store::patch(conn, &tenant, kind, &id, &request, if_match.as_deref()))
-        .await
-        .map_err(store_err)?;
-    if !notes.is_empty() {
-        tracing::debug!(normalisations = ?notes, "Entra variants normalised");
-    }
-    let etag = stored.etag();
+    ctx.note(&request.notes);
     let wants_body = kind == ResourceKind::User
         || ctx.has_param("attributes")
         || ctx.has_param("excludedAttributes");
+    let status = if wants_body { 200 } else { 204 };
+    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
+    let stored = ctx
+        .write(status, move |conn| {
+            let (s, notes) = store::patch(conn, &tenant, kind, &id, &request, if_match.as_deref())?;
+            Ok((
+                s,
+                Logged {
+                    resource_id: id,
+                    notes,
+                },
+            ))
+        })
+        .await?;
+    let etag = stored.etag();
     if !wants_body {
         return Ok(response::no_content(Some(&etag)));
     }
@@ -289,12 +377,19 @@ pub async fn patch(
 }
 
 pub async fn delete(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Body>, ScimError> {
+    ctx.about(kind, Some(id));
     let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
-    ctx.app
-        .store
-        .write(move |conn| store::delete(conn, &tenant, kind, &id, if_match.as_deref()))
-        .await
-        .map_err(store_err)?;
+    ctx.write(204, move |conn| {
+        store::delete(conn, &tenant, kind, &id, if_match.as_deref())?;
+        Ok((
+            (),
+            Logged {
+                resource_id: id,
+                notes: Vec::new(),
+            },
+        ))
+    })
+    .await?;
     Ok(response::no_content(None))
 }
 

@@ -61,7 +61,10 @@ pub fn error(e: &ScimError) -> Response<Body> {
         405 => {
             headers.insert(hyper::header::ALLOW, HeaderValue::from_static("GET"));
         }
-        503 => {
+        429 => {
+            headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        503 | 507 => {
             headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         _ => {}
@@ -76,6 +79,16 @@ pub fn text(code: u16, body: &'static str) -> Response<Body> {
     resp.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Prometheus/OpenMetrics exposition.
+pub fn openmetrics(body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     resp
 }

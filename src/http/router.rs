@@ -3,7 +3,7 @@
 //! is returned as `X-Request-Id`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -13,9 +13,11 @@ use hyper::{Method, Request, Response};
 use serde_json::Value;
 
 use super::auth::{authenticate, AuthFailure};
+use super::metrics::{RequestLabels, RouteLabels};
+use super::reqlog::Draft;
 use super::resources::{self, Ctx};
 use super::response::{self, Body};
-use crate::app::{App, MAX_BODY_BYTES};
+use crate::app::App;
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
@@ -27,47 +29,129 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (mut resp, tenant) = route(&app, req).await;
+    let route = route_label(app.config.base_path(), &path);
+    app.metrics.in_flight.inc();
+    let draft = Arc::new(Draft::new(&request_id, method.as_str(), &path));
+    let timeout = Duration::from_secs(app.config.limits.request_timeout_secs);
+    let outcome = match tokio::time::timeout(timeout, route_request(&app, req, &draft)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Scim(Err(ScimError::unavailable(
+            "The request took too long and was abandoned; retry later",
+        ))),
+    };
+    app.metrics.in_flight.dec();
+    let (mut resp, error) = match outcome {
+        Outcome::Plain(r) => (r, None),
+        Outcome::Scim(Ok(r)) => (r, None),
+        Outcome::Scim(Err(e)) => (response::error(&e), Some(e)),
+    };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let scim_type = error.as_ref().and_then(|e| e.scim_type).map(|t| t.as_str());
+    let elapsed = started.elapsed();
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route.to_string(),
+            method: method.to_string(),
+            status: status.to_string(),
+            scim_type: scim_type.unwrap_or("").to_string(),
+        })
+        .inc();
+    app.metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            route: route.to_string(),
+        })
+        .observe(elapsed.as_secs_f64());
+    let mut entry = draft.snapshot();
+    if route != "health" && !draft.is_logged() {
+        entry.status = status;
+        entry.scim_type = scim_type.map(str::to_string);
+        entry.detail = error.as_ref().map(|e| e.detail.chars().take(300).collect());
+        app.log.push(entry.clone());
     }
     tracing::info!(
         request_id = %request_id,
         method = %method,
         path = %path,
-        status = resp.status().as_u16(),
-        tenant = tenant.as_deref().unwrap_or("-"),
-        ms = started.elapsed().as_millis() as u64,
+        status,
+        tenant = entry.tenant_id.as_deref().unwrap_or("-"),
+        ms = elapsed.as_millis() as u64,
         "request"
     );
     resp
 }
 
-async fn route(app: &Arc<App>, req: Request<Incoming>) -> (Response<Body>, Option<String>) {
+/// The outcome of routing: a SCIM result (errors rendered later, so their scimType can be
+/// counted and logged) or a plain response (health endpoints).
+enum Outcome {
+    Scim(Result<Response<Body>, ScimError>),
+    Plain(Response<Body>),
+}
+
+/// A low-cardinality label for metrics: the route pattern, never ids.
+fn route_label(base: &str, path: &str) -> &'static str {
+    if matches!(path, "/healthz" | "/livez" | "/readyz" | "/metrics") {
+        return "health";
+    }
+    let Some(rest) = path.strip_prefix(base) else {
+        return "other";
+    };
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        [k] if k.eq_ignore_ascii_case("Users") => "/Users",
+        [k] if k.eq_ignore_ascii_case("Groups") => "/Groups",
+        [k, s] if k.eq_ignore_ascii_case("Users") && *s == ".search" => "/Users/.search",
+        [k, s] if k.eq_ignore_ascii_case("Groups") && *s == ".search" => "/Groups/.search",
+        [k, _] if k.eq_ignore_ascii_case("Users") => "/Users/{id}",
+        [k, _] if k.eq_ignore_ascii_case("Groups") => "/Groups/{id}",
+        [".search"] => "/.search",
+        [d, ..] if is_discovery(d) => "discovery",
+        _ => "other",
+    }
+}
+
+async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft>) -> Outcome {
     let path = req.uri().path().to_string();
-    if path == "/healthz" {
-        return (health(app).await, None);
+    match path.as_str() {
+        "/healthz" => return Outcome::Plain(health(app).await),
+        "/livez" => return Outcome::Plain(response::text(200, "ok\n")),
+        "/readyz" => return Outcome::Plain(ready(app)),
+        "/metrics" if app.config.admin.metrics_on_public_port => {
+            return Outcome::Plain(metrics(app).await)
+        }
+        _ => {}
     }
     let base = app.config.base_path();
     let Some(rest) = path
         .strip_prefix(base)
         .filter(|r| r.is_empty() || r.starts_with('/'))
     else {
-        return (
-            response::error(&ScimError::not_found(format!("no resource at {path}"))),
-            None,
-        );
+        return Outcome::Scim(Err(ScimError::not_found(format!("no resource at {path}"))));
     };
     let principal = match authenticate(app, req.headers()).await {
         Ok(p) => p,
         Err(AuthFailure::Rejected(why)) => {
             tracing::warn!(reason = why.as_str(), path = %path, "authentication failed");
-            return (response::error(&ScimError::unauthorized()), None);
+            draft.update(|e| e.detail = Some(format!("token refused: {}", why.as_str())));
+            return Outcome::Scim(Err(ScimError::unauthorized()));
         }
-        Err(AuthFailure::Store(e)) => return (response::error(&e.into_scim()), None),
+        Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
     };
-    let tenant = principal.tenant_id.clone();
-    let ctx = Ctx::new(app.clone(), principal, &req);
+    draft.update(|e| {
+        e.tenant_id = Some(principal.tenant_id.clone());
+        e.token_id = Some(principal.token_id.clone());
+    });
+    app.metrics.saw_token(&principal.token_id);
+    if app.limiter.check_key(&principal.token_id).is_err() {
+        return Outcome::Scim(Err(ScimError::too_many_requests(
+            "Request rate limit for this token exceeded; retry after the delay in Retry-After",
+        )));
+    }
+    let ctx = Ctx::new(app.clone(), principal, &req, draft.clone());
     let segments: Vec<String> = rest
         .trim_matches('/')
         .split('/')
@@ -81,16 +165,12 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> (Response<Body>, Optio
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
     let result = dispatch(&ctx, &method, &segs, req).await;
-    let resp = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(detail = %e.detail, "request failed");
-            }
-            response::error(&e)
+    if let Err(e) = &result {
+        if e.status >= 500 {
+            tracing::error!(detail = %e.detail, "request failed");
         }
-    };
-    (resp, Some(tenant))
+    }
+    Outcome::Scim(result)
 }
 
 fn resource_kind(segment: &str) -> Option<ResourceKind> {
@@ -117,7 +197,7 @@ async fn dispatch(
                     "{disc} is read-only; use GET"
                 )));
             }
-            discovery_get(disc, rest, &base)
+            discovery_get(disc, rest, &base, ctx.app.config.limits.max_body_bytes)
         }
         [kind] if resource_kind(kind).is_some() => {
             let kind = resource_kind(kind).ok_or_else(ScimError::internal)?;
@@ -126,7 +206,7 @@ async fn dispatch(
                     resources::list(ctx, kind, list::ListParams::from_query(ctx.query_pairs()))
                         .await
                 }
-                Method::POST => resources::create(ctx, kind, read_json(req).await?).await,
+                Method::POST => resources::create(ctx, kind, read_json(ctx, req).await?).await,
                 _ => Err(ScimError::method_not_allowed(format!(
                     "{method} is not allowed on {}",
                     kind.resource_type().endpoint
@@ -138,15 +218,15 @@ async fn dispatch(
             if method != Method::POST {
                 return Err(ScimError::method_not_allowed(".search takes POST"));
             }
-            let params = list::ListParams::from_search_body(&read_json(req).await?)?;
+            let params = list::ListParams::from_search_body(&read_json(ctx, req).await?)?;
             resources::list(ctx, kind, params).await
         }
         [kind, id] if resource_kind(kind).is_some() => {
             let kind = resource_kind(kind).ok_or_else(ScimError::internal)?;
             match *method {
                 Method::GET => resources::get(ctx, kind, id).await,
-                Method::PUT => resources::replace(ctx, kind, id, read_json(req).await?).await,
-                Method::PATCH => resources::patch(ctx, kind, id, read_json(req).await?).await,
+                Method::PUT => resources::replace(ctx, kind, id, read_json(ctx, req).await?).await,
+                Method::PATCH => resources::patch(ctx, kind, id, read_json(ctx, req).await?).await,
                 Method::DELETE => resources::delete(ctx, kind, id).await,
                 _ => Err(ScimError::method_not_allowed(format!(
                     "{method} is not allowed on a single resource"
@@ -157,7 +237,7 @@ async fn dispatch(
             if method != Method::POST {
                 return Err(ScimError::method_not_allowed(".search takes POST"));
             }
-            let params = list::ListParams::from_search_body(&read_json(req).await?)?;
+            let params = list::ListParams::from_search_body(&read_json(ctx, req).await?)?;
             resources::search_all(ctx, params).await
         }
         _ => Err(ScimError::not_found("no such endpoint")),
@@ -175,11 +255,16 @@ fn is_discovery(segment: &str) -> bool {
     .any(|d| d.eq_ignore_ascii_case(segment))
 }
 
-fn discovery_get(what: &str, rest: &[&str], base: &str) -> Result<Response<Body>, ScimError> {
+fn discovery_get(
+    what: &str,
+    rest: &[&str],
+    base: &str,
+    max_body: usize,
+) -> Result<Response<Body>, ScimError> {
     let what = what.to_ascii_lowercase();
     let body = match (what.as_str(), rest) {
         ("serviceproviderconfig" | "serviceproviderconfigs", []) => {
-            discovery::service_provider_config(base, MAX_BODY_BYTES)
+            discovery::service_provider_config(base, max_body)
         }
         ("schemas", []) => {
             let all = discovery::all_schemas(base);
@@ -206,7 +291,19 @@ fn discovery_get(what: &str, rest: &[&str], base: &str) -> Result<Response<Body>
 
 /// Read a JSON request body: size-limited (413), `application/json` or `application/scim+json`
 /// (any parameters such as charset; a missing Content-Type is tolerated), syntax errors → 400.
-async fn read_json(req: Request<Incoming>) -> Result<Value, ScimError> {
+async fn read_json(ctx: &Ctx, req: Request<Incoming>) -> Result<Value, ScimError> {
+    let max = ctx.app.config.limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        // Refuse before reading: a declared oversize body is never buffered.
+        return Err(ScimError::payload_too_large(format!(
+            "request body is larger than {max} bytes"
+        )));
+    }
     if let Some(ct) = req.headers().get(CONTENT_TYPE) {
         let ct = ct
             .to_str()
@@ -222,7 +319,7 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, ScimError> {
             )));
         }
     }
-    let body = Limited::new(req.into_body(), MAX_BODY_BYTES);
+    let body = Limited::new(req.into_body(), max);
     let bytes: Bytes = match body.collect().await {
         Ok(c) => c.to_bytes(),
         Err(e)
@@ -230,7 +327,7 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, ScimError> {
                 .is_some() =>
         {
             return Err(ScimError::payload_too_large(format!(
-                "request body is larger than {MAX_BODY_BYTES} bytes"
+                "request body is larger than {max} bytes"
             )))
         }
         Err(_) => {
@@ -243,8 +340,30 @@ async fn read_json(req: Request<Incoming>) -> Result<Value, ScimError> {
         .map_err(|e| ScimError::invalid_syntax(format!("request body is not valid JSON: {e}")))
 }
 
+/// `GET /readyz`: 200 once migrations ran, TLS is loaded, the listener is bound and the writer
+/// thread is running.
+pub fn ready(app: &Arc<App>) -> Response<Body> {
+    if app.is_ready() {
+        response::text(200, "ready\n")
+    } else {
+        response::text(503, "not ready\n")
+    }
+}
+
+/// `GET /metrics` (OpenMetrics text).
+pub async fn metrics(app: &Arc<App>) -> Response<Body> {
+    let dropped = app.log.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    match app.metrics.render(&app.store, dropped).await {
+        Ok(text) => response::openmetrics(text),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics failed");
+            response::text(500, "metrics unavailable\n")
+        }
+    }
+}
+
 /// `GET /healthz`: 200 when the database answers a query.
-async fn health(app: &Arc<App>) -> Response<Body> {
+pub async fn health(app: &Arc<App>) -> Response<Body> {
     let ok = app
         .store
         .read(

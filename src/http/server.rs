@@ -20,11 +20,6 @@ use tokio_rustls::TlsAcceptor;
 use super::router;
 use crate::app::App;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
-const GRACE_PERIOD: Duration = Duration::from_secs(20);
-const MAX_CONNECTIONS: usize = 1024;
-
 /// Serve until `shutdown` turns true. `tls` is None when TLS is terminated by a proxy.
 pub async fn serve(
     app: Arc<App>,
@@ -32,8 +27,11 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let limits = app.config.limits.clone();
+    let handshake_timeout = Duration::from_secs(limits.handshake_timeout_secs);
+    let header_timeout = Duration::from_secs(limits.header_read_timeout_secs);
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -56,6 +54,7 @@ pub async fn serve(
         let app = app.clone();
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let max_header_bytes = limits.max_header_bytes;
         tokio::spawn(async move {
             let _permit = permit;
             let service = service_fn(move |req: Request<Incoming>| {
@@ -66,11 +65,15 @@ pub async fn serve(
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            builder.http2().timer(TokioTimer::new());
+                .header_read_timeout(header_timeout)
+                .max_buf_size(max_header_bytes);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(max_header_bytes as u32);
             let result = match tls {
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
                             let conn = builder
                                 .serve_connection(TokioIo::new(tls_stream), service)
@@ -102,7 +105,9 @@ pub async fn serve(
     drop(listener);
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(GRACE_PERIOD) => tracing::warn!("grace period over; closing remaining connections"),
+        _ = tokio::time::sleep(Duration::from_secs(limits.shutdown_grace_secs)) => {
+            tracing::warn!("grace period over; closing remaining connections")
+        }
     }
 }
 

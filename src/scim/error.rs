@@ -104,6 +104,9 @@ impl ScimError {
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
         Self::new(413, None, detail)
     }
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(429, None, detail)
+    }
     pub fn unsupported_media_type(detail: impl Into<String>) -> Self {
         Self::new(415, None, detail)
     }

@@ -48,7 +48,11 @@ impl AttrPath {
                 "attribute path must be 1 to {MAX_PATH_LEN} characters"
             )));
         }
-        let (urn, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
+        let (urn, rest) = if text.len() > 4
+            && text
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
             match text.rfind(':') {
                 Some(i) if i + 1 < text.len() => (Some(&text[..i]), &text[i + 1..]),
                 _ => {

@@ -5,7 +5,9 @@
 //! connections on blocking threads, so readers never wait for the writer. The CLI opens the same
 //! file directly (`open_connection`) — WAL and `busy_timeout` make that safe while a server runs.
 
+pub mod backup;
 pub mod query;
+pub mod request_log;
 pub mod resources;
 pub mod tenants;
 pub mod tokens;
@@ -95,7 +97,10 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/0001_init.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/0001_init.sql")),
+        M::up(include_str!("../../migrations/0002_request_log.sql")),
+    ])
 }
 
 /// Open (creating if needed) the database file, apply pragmas and migrations.
@@ -186,6 +191,18 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.inner.writer.submit(f).await
+    }
+
+    pub fn writer_metrics(&self) -> std::sync::Arc<writer::WriterMetrics> {
+        self.inner.writer.metrics.clone()
+    }
+
+    pub fn writer_running(&self) -> bool {
+        self.inner.writer.is_running()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
     }
 
     /// Stop the writer after it has committed every queued job.

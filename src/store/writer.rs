@@ -7,8 +7,11 @@
 //! success always means durable.
 
 use std::sync::mpsc;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -24,21 +27,52 @@ type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// and reports whether it succeeded.
 type Job = Box<dyn FnOnce(std::result::Result<&Connection, StoreError>) -> (bool, Reply) + Send>;
 
+/// What the writer measures: jobs per committed batch and the time a COMMIT takes (the fsync).
+#[derive(Debug, Clone)]
+pub struct WriterMetrics {
+    pub batch_size: Histogram,
+    pub commit_seconds: Histogram,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        WriterMetrics {
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 9)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+        }
+    }
+}
+
 pub struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    pub metrics: Arc<WriterMetrics>,
 }
 
 impl Writer {
     pub fn start(conn: Connection) -> anyhow::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let metrics = Arc::new(WriterMetrics::default());
+        let m = metrics.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx))?;
+            .spawn(move || run(conn, rx, &m))?;
         Ok(Writer {
             sender: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
+            metrics,
         })
+    }
+
+    /// Whether the writer thread is alive and accepting jobs.
+    pub fn is_running(&self) -> bool {
+        let open = self.sender.lock().map(|s| s.is_some()).unwrap_or(false);
+        let alive = self
+            .thread
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false);
+        open && alive
     }
 
     pub async fn submit<T, F>(&self, f: F) -> Result<T>
@@ -84,7 +118,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, metrics: &WriterMetrics) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -93,12 +127,13 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch);
+        metrics.batch_size.observe(batch.len() as f64);
+        run_batch(&conn, batch, metrics);
     }
     tracing::debug!("writer stopped: queue closed");
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let e = StoreError::from(e);
         for job in batch {
@@ -129,7 +164,12 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
         };
         replies.push((ok, reply));
     }
-    let commit_error = conn.execute_batch("COMMIT").err().map(|e| {
+    let commit_started = Instant::now();
+    let committed = conn.execute_batch("COMMIT");
+    metrics
+        .commit_seconds
+        .observe(commit_started.elapsed().as_secs_f64());
+    let commit_error = committed.err().map(|e| {
         tracing::error!(error = %e, "commit failed; rolling back the batch");
         let _ = conn.execute_batch("ROLLBACK");
         StoreError::from(e)

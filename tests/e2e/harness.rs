@@ -22,6 +22,8 @@ pub struct Server {
     child: Option<Child>,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     client: Client,
+    /// Extra environment for the server process (set by `start_with`).
+    env: Vec<(String, String)>,
 }
 
 /// Write a config file for a server in `dir` listening on an OS-chosen port.
@@ -33,7 +35,7 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{d}/data\"\n{extra}\n[server]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n",
+            "data_dir = \"{d}/data\"\n{extra}\n[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n",
             d = dir.display()
         ),
     )
@@ -43,18 +45,34 @@ fn write_config(dir: &Path, extra: &str) -> PathBuf {
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with("", &[])
+    }
+
+    /// Start with extra top-level config (TOML placed before `[server]`, so it may open its own
+    /// tables such as `[limits]`) and extra environment for the server process.
+    pub fn start_with(extra_config: &str, env: &[(&str, &str)]) -> Server {
+        let mut s = Server::prepare(extra_config, env);
+        s.spawn();
+        s
+    }
+
+    /// Like `start_with`, but without starting the process: the test can shape the data dir
+    /// first, then call `spawn`.
+    pub fn prepare(extra_config: &str, env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), "");
-        let mut s = Server {
+        let config = write_config(dir.path(), extra_config);
+        Server {
             addr: "127.0.0.1:0".parse().unwrap(),
             config,
             child: None,
             log: Default::default(),
             client: Client::new(),
             dir,
-        };
-        s.spawn();
-        s
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     /// Start (or restart) the process and wait until it is listening.
@@ -63,6 +81,7 @@ impl Server {
             .args(["--config", self.config.to_str().unwrap(), "serve"])
             .env("RUST_LOG", "info")
             .env_remove("GROUPTALK_SCIM_CONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -100,6 +119,130 @@ impl Server {
                 .status();
             let _ = c.wait();
         }
+    }
+
+    /// SIGKILL: the process gets no chance to flush or clean up (a power cut, an OOM kill).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("grouptalk-scim.db")
+    }
+
+    /// Open the database file read-only, the way an auditor would after a crash: nothing is
+    /// recovered into or checkpointed onto the files.
+    pub fn open_db_read_only(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    /// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` of the file on disk: both must
+    /// be clean. Panics with what SQLite reports otherwise.
+    pub fn assert_db_intact(&self) {
+        let conn = self.open_db_read_only();
+        let report: Vec<String> = conn
+            .prepare("PRAGMA integrity_check")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(report, ["ok"], "integrity_check of {:?}", self.db_path());
+        let dangling: usize = conn
+            .prepare("PRAGMA foreign_key_check")
+            .unwrap()
+            .query_map([], |_| Ok(()))
+            .unwrap()
+            .count();
+        assert_eq!(dangling, 0, "foreign_key_check found dangling rows");
+    }
+
+    /// Run `serve` on this server's config when it is expected to refuse to start: waits up to
+    /// `within` for the process to exit and returns (exit code, stderr). Panics if it is still
+    /// running by then (it started when it should have refused).
+    pub fn serve_expecting_refusal(&self, within: Duration) -> (i32, String) {
+        let mut child = Command::new(BIN)
+            .args(["--config", self.config.to_str().unwrap(), "serve"])
+            .env_remove("GROUPTALK_SCIM_CONFIG")
+            .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        let deadline = std::time::Instant::now() + within;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "serve kept running for {within:?}; it should have refused to start. stderr: {}",
+                    reader.join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status.code().unwrap_or(-1), reader.join().unwrap())
+    }
+
+    /// The client TLS configuration a raw test connection uses: trusts this server's
+    /// certificate, offers only HTTP/1.1 (so raw bytes are read as HTTP/1.1).
+    pub fn tls_client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        let pem = std::fs::read(self.dir.path().join("cert.pem")).unwrap();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        std::sync::Arc::new(config)
+    }
+
+    /// A raw TLS connection with the handshake completed, for sending hand-made bytes.
+    /// Reads time out after `read_timeout`.
+    pub fn raw_tls(&self, read_timeout: Duration) -> RawTls {
+        let tcp = std::net::TcpStream::connect(self.addr).unwrap();
+        tcp.set_read_timeout(Some(read_timeout)).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(self.tls_client_config(), name).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).unwrap();
+        }
+        tls
     }
 
     pub fn log_lines(&self) -> Vec<String> {
@@ -157,6 +300,77 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+pub type RawTls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// One HTTP/1.1 response parsed from raw bytes.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// What came back on a raw connection: the complete responses, and whether the server closed
+/// the connection (clean EOF or reset) before the read timeout.
+#[derive(Debug)]
+pub struct RawOutcome {
+    pub responses: Vec<RawResponse>,
+    pub closed: bool,
+    pub trailing: Vec<u8>,
+}
+
+/// Read everything the server sends until it closes the connection or `read_timeout` (set on
+/// the socket) passes without data, and split it into responses (Content-Length framed; our
+/// server always sends one).
+pub fn read_responses(stream: &mut impl std::io::Read) -> RawOutcome {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                break false
+            }
+            // Reset, or a TLS close without close_notify: the server hung up.
+            Err(_) => break true,
+        }
+    };
+    let mut responses = Vec::new();
+    let mut rest = &bytes[..];
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let len: usize = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(0);
+        let body_end = (end + 4 + len).min(rest.len());
+        responses.push(RawResponse {
+            status,
+            head,
+            body: rest[end + 4..body_end].to_vec(),
+        });
+        rest = &rest[body_end..];
+    }
+    RawOutcome {
+        responses,
+        closed,
+        trailing: rest.to_vec(),
     }
 }
 

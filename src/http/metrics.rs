@@ -1,0 +1,273 @@
+//! Prometheus metrics (prometheus-client, OpenMetrics text): request counts and latency by route,
+//! in-flight requests, writer batch size and commit latency, database size, resources per
+//! tenant, and per token the seconds since its last request ("is Entra still talking to us?")
+//! and until it expires. Directory-level gauges are read from the database at scrape time.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: String,
+    pub scim_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabels {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    tenant: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    tenant: String,
+    token: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub in_flight: Gauge,
+    db_size: Gauge,
+    resources: Family<ResourceLabels, Gauge>,
+    memberships: Family<TenantLabels, Gauge>,
+    token_idle: Family<TokenLabels, Gauge>,
+    token_expiry: Family<TokenLabels, Gauge>,
+    log_dropped: Counter,
+    log_dropped_seen: AtomicU64,
+    /// Last request time per token id, kept in memory (the database copy is updated lazily).
+    last_seen: Mutex<HashMap<String, SystemTime>>,
+}
+
+impl Metrics {
+    pub fn new(store: &Store) -> Metrics {
+        let mut registry = Registry::with_prefix("grouptalk_scim");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "SCIM requests by route, method, status and scimType",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0002, 2.0, 18))
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Request latency by route",
+            latency.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "requests_in_flight",
+            "Requests being handled",
+            in_flight.clone(),
+        );
+        let writer = store.writer_metrics();
+        registry.register(
+            "writer_batch_size",
+            "Jobs committed together by the writer",
+            writer.batch_size.clone(),
+        );
+        registry.register(
+            "writer_commit_seconds",
+            "Duration of the writer's COMMIT (fsync)",
+            writer.commit_seconds.clone(),
+        );
+        let db_size = Gauge::default();
+        registry.register(
+            "database_size_bytes",
+            "Size of the SQLite database and its WAL",
+            db_size.clone(),
+        );
+        let resources = Family::<ResourceLabels, Gauge>::default();
+        registry.register(
+            "resources",
+            "Users and groups per tenant",
+            resources.clone(),
+        );
+        let memberships = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "memberships",
+            "Group memberships per tenant",
+            memberships.clone(),
+        );
+        let token_idle = Family::<TokenLabels, Gauge>::default();
+        registry.register(
+            "token_seconds_since_last_request",
+            "Seconds since a token was last used (-1: never)",
+            token_idle.clone(),
+        );
+        let token_expiry = Family::<TokenLabels, Gauge>::default();
+        registry.register(
+            "token_seconds_until_expiry",
+            "Seconds until a token expires (only tokens that expire)",
+            token_expiry.clone(),
+        );
+        let log_dropped = Counter::default();
+        registry.register(
+            "provisioning_log_dropped",
+            "Provisioning-log entries dropped because the queue was full",
+            log_dropped.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            db_size,
+            resources,
+            memberships,
+            token_idle,
+            token_expiry,
+            log_dropped,
+            log_dropped_seen: AtomicU64::new(0),
+            last_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn saw_token(&self, token_id: &str) {
+        if let Ok(mut m) = self.last_seen.lock() {
+            m.insert(token_id.to_string(), SystemTime::now());
+        }
+    }
+
+    /// Refresh the directory gauges from the database and render the OpenMetrics text.
+    pub async fn render(
+        &self,
+        store: &Store,
+        log_dropped_total: u64,
+    ) -> Result<String, StoreError> {
+        let path = store.path().to_path_buf();
+        let snapshot = store.read(move |conn| read_snapshot(conn, &path)).await?;
+        self.db_size.set(snapshot.db_size);
+        self.resources.clear();
+        for (tenant, kind, n) in snapshot.resources {
+            self.resources
+                .get_or_create(&ResourceLabels { tenant, kind })
+                .set(n);
+        }
+        self.memberships.clear();
+        for (tenant, n) in snapshot.memberships {
+            self.memberships
+                .get_or_create(&TenantLabels { tenant })
+                .set(n);
+        }
+        self.token_idle.clear();
+        self.token_expiry.clear();
+        let now = SystemTime::now();
+        let now_unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let seen = self.last_seen.lock().map(|m| m.clone()).unwrap_or_default();
+        for t in snapshot.tokens {
+            let labels = TokenLabels {
+                tenant: t.tenant,
+                token: t.id.clone(),
+            };
+            let mem = seen
+                .get(&t.id)
+                .and_then(|s| now.duration_since(*s).ok())
+                .map(|d| d.as_secs() as i64);
+            let db = t.last_used_unix.map(|u| now_unix - u);
+            let idle = match (mem, db) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => -1,
+            };
+            self.token_idle.get_or_create(&labels).set(idle);
+            if let Some(exp) = t.expires_unix {
+                self.token_expiry.get_or_create(&labels).set(exp - now_unix);
+            }
+        }
+        let seen_before = self
+            .log_dropped_seen
+            .swap(log_dropped_total, Ordering::Relaxed);
+        self.log_dropped
+            .inc_by(log_dropped_total.saturating_sub(seen_before));
+        let mut out = String::new();
+        encode(&mut out, &self.registry)
+            .map_err(|e| StoreError::Other(format!("metrics encoding: {e}")))?;
+        Ok(out)
+    }
+}
+
+struct TokenRow {
+    id: String,
+    tenant: String,
+    last_used_unix: Option<i64>,
+    expires_unix: Option<i64>,
+}
+
+struct Snapshot {
+    db_size: i64,
+    resources: Vec<(String, String, i64)>,
+    memberships: Vec<(String, i64)>,
+    tokens: Vec<TokenRow>,
+}
+
+fn read_snapshot(
+    conn: &rusqlite::Connection,
+    db: &std::path::Path,
+) -> crate::store::Result<Snapshot> {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+    let db_size = size(db) + size(std::path::Path::new(&wal));
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.name, r.kind, count(*) FROM resources r JOIN tenants n ON n.id = r.tenant_id GROUP BY n.name, r.kind",
+    )?;
+    let resources = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.name, count(*) FROM members m JOIN tenants n ON n.id = m.tenant_id GROUP BY n.name",
+    )?;
+    let memberships = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, n.name, unixepoch(t.last_used), unixepoch(t.expires) FROM tokens t \
+         JOIN tenants n ON n.id = t.tenant_id WHERE t.revoked IS NULL",
+    )?;
+    let tokens = stmt
+        .query_map([], |r| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                last_used_unix: r.get(2)?,
+                expires_unix: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Snapshot {
+        db_size,
+        resources,
+        memberships,
+        tokens,
+    })
+}

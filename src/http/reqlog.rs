@@ -1,0 +1,143 @@
+//! Provisioning-log plumbing: a draft entry per request, filled as the request is handled.
+//!
+//! Successful writes insert their entry in the writer transaction that made the change (see
+//! `resources::Ctx::write`). Everything else — reads, failures, refused tokens — goes through a
+//! bounded queue that a background task flushes in batches, so reads never wait for a write.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::store::request_log::{self, Entry};
+use crate::store::{now_rfc3339, Store};
+
+/// Entries waiting to be written; beyond this the newest are dropped (and counted).
+const QUEUE_CAPACITY: usize = 10_000;
+const FLUSH_BATCH: usize = 500;
+const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Where a request's entry is being assembled.
+#[derive(Debug)]
+pub struct Draft {
+    pub started: Instant,
+    pub entry: Mutex<Entry>,
+    /// Set when the entry was written in the transaction of the change it describes.
+    logged: AtomicBool,
+}
+
+impl Draft {
+    pub fn new(request_id: &str, method: &str, path: &str) -> Draft {
+        Draft {
+            started: Instant::now(),
+            entry: Mutex::new(Entry {
+                at: now_rfc3339(),
+                request_id: request_id.to_string(),
+                tenant_id: None,
+                token_id: None,
+                method: method.to_string(),
+                path: path.to_string(),
+                resource_type: None,
+                resource_id: None,
+                status: 0,
+                scim_type: None,
+                duration_ms: 0,
+                notes: Vec::new(),
+                detail: None,
+            }),
+            logged: AtomicBool::new(false),
+        }
+    }
+
+    pub fn is_logged(&self) -> bool {
+        self.logged.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_logged(&self) {
+        self.logged.store(true, Ordering::Relaxed);
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut Entry)) {
+        if let Ok(mut e) = self.entry.lock() {
+            f(&mut e);
+        }
+    }
+
+    /// The entry as it stands, with the elapsed time filled in.
+    pub fn snapshot(&self) -> Entry {
+        let mut e = self
+            .entry
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        e.duration_ms = self.started.elapsed().as_millis() as u64;
+        e
+    }
+}
+
+/// The sending side of the log queue.
+pub struct LogQueue {
+    sender: Mutex<Option<mpsc::Sender<Entry>>>,
+    flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub dropped: AtomicU64,
+}
+
+impl LogQueue {
+    /// Create the queue and start the task that writes it out through `store`.
+    pub fn start(store: Store) -> LogQueue {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let flusher = tokio::spawn(flush_loop(store, receiver));
+        LogQueue {
+            sender: Mutex::new(Some(sender)),
+            flusher: Mutex::new(Some(flusher)),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    pub fn push(&self, entry: Entry) {
+        let sent = match self.sender.lock() {
+            Ok(s) => s.as_ref().is_some_and(|s| s.try_send(entry).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Stop accepting entries and wait until the queued ones are written.
+    pub async fn close(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        let handle = self.flusher.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.await;
+        }
+    }
+}
+
+async fn flush_loop(store: Store, mut receiver: mpsc::Receiver<Entry>) {
+    let mut batch = Vec::with_capacity(FLUSH_BATCH);
+    loop {
+        let n = receiver.recv_many(&mut batch, FLUSH_BATCH).await;
+        if n == 0 {
+            break; // all senders gone: the server is stopping
+        }
+        let entries = std::mem::take(&mut batch);
+        let result = store
+            .write(move |conn| {
+                for e in &entries {
+                    request_log::insert(conn, e)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not write provisioning log entries");
+        }
+        if !receiver.is_closed() {
+            tokio::time::sleep(FLUSH_INTERVAL).await;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Background work of a running server: pruning the provisioning log, warning about tokens that
+//! expire soon, reloading a certificate whose files changed, and scheduled backups.
+//! Each loop ends when the shutdown signal fires.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::http::tls::ReloadableCert;
+use crate::store::{backup, request_log, tokens};
+
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+const PRUNE_CHUNK: i64 = 5_000;
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
+const EXPIRY_WARN_DAYS: i64 = 14;
+const CERT_POLL_EVERY: Duration = Duration::from_secs(30);
+
+/// Start every background loop.
+pub fn start(app: Arc<App>, cert: Option<Arc<ReloadableCert>>, shutdown: watch::Receiver<bool>) {
+    tokio::spawn(prune_loop(app.clone(), shutdown.clone()));
+    tokio::spawn(expiry_loop(app.clone(), shutdown.clone()));
+    if let Some(cert) = cert {
+        tokio::spawn(cert_watch_loop(app.clone(), cert, shutdown.clone()));
+    }
+    if !app.config.backup.dir.is_empty() {
+        tokio::spawn(backup_loop(app, shutdown));
+    }
+}
+
+/// Sleep for `d`, or return false at once if the server is shutting down.
+async fn sleep_or_stop(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+async fn prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    if !sleep_or_stop(Duration::from_secs(30), &mut shutdown).await {
+        return;
+    }
+    loop {
+        let cutoff = time::OffsetDateTime::now_utc()
+            - time::Duration::days(i64::from(app.config.log.retention_days));
+        let cutoff = cutoff
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let keep = app.config.log.retention_rows as i64;
+        loop {
+            let c = cutoff.clone();
+            // Small chunks, each its own writer job: pruning never holds up provisioning.
+            match app
+                .store
+                .write(move |conn| request_log::prune(conn, &c, keep, PRUNE_CHUNK))
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => tracing::debug!(deleted = n, "pruned provisioning log"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the provisioning log failed");
+                    break;
+                }
+            }
+        }
+        if !sleep_or_stop(PRUNE_EVERY, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+async fn expiry_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match app.store.read(|conn| tokens::list(conn, None)).await {
+            Ok(list) => {
+                let now = time::OffsetDateTime::now_utc();
+                for t in list.iter().filter(|t| t.revoked.is_none()) {
+                    let Some(exp) = t.expires.as_deref().and_then(|e| {
+                        time::OffsetDateTime::parse(
+                            e,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    }) else {
+                        continue;
+                    };
+                    let days = (exp - now).whole_days();
+                    if exp <= now {
+                        tracing::warn!(token = %t.id, tenant = %t.tenant_name, "token has EXPIRED: Entra ID provisioning with it fails; issue a new one");
+                    } else if days < EXPIRY_WARN_DAYS {
+                        tracing::warn!(token = %t.id, tenant = %t.tenant_name, days, "token expires soon: issue a new one and update the Entra provisioning settings");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check token expiry"),
+        }
+        if !sleep_or_stop(EXPIRY_CHECK_EVERY, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+fn modified(paths: &[&Path]) -> Vec<Option<SystemTime>> {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Reload the certificate when its files change (certbot renewals), like SIGHUP does.
+async fn cert_watch_loop(
+    app: Arc<App>,
+    cert: Arc<ReloadableCert>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (c, k) = (app.config.tls.cert.clone(), app.config.tls.key.clone());
+    let mut seen = modified(&[&c, &k]);
+    loop {
+        if !sleep_or_stop(CERT_POLL_EVERY, &mut shutdown).await {
+            return;
+        }
+        let now = modified(&[&c, &k]);
+        if now != seen {
+            seen = now;
+            match cert.reload(&c, &k) {
+                Ok(()) => tracing::info!("TLS certificate files changed: reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "TLS certificate files changed but the new ones are unusable; keeping the current certificate")
+                }
+            }
+        }
+    }
+}
+
+async fn backup_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let dir = PathBuf::from(&app.config.backup.dir);
+    let every = Duration::from_secs(u64::from(app.config.backup.interval_hours) * 3600);
+    loop {
+        if !sleep_or_stop(every, &mut shutdown).await {
+            return;
+        }
+        let (db, dir, keep) = (
+            app.store.path().to_path_buf(),
+            dir.clone(),
+            app.config.backup.keep as usize,
+        );
+        let result = tokio::task::spawn_blocking(move || scheduled_backup(&db, &dir, keep)).await;
+        match result {
+            Ok(Ok(path)) => tracing::info!(file = %path.display(), "scheduled backup written"),
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "scheduled backup failed"),
+            Err(e) => tracing::error!(error = %e, "scheduled backup task failed"),
+        }
+    }
+}
+
+/// Write `dir/grouptalk-scim-<UTC time>.db`, verify it, and keep the newest `keep` copies.
+pub fn scheduled_backup(db: &Path, dir: &Path, keep: usize) -> anyhow::Result<PathBuf> {
+    crate::fsutil::ensure_data_dir(dir)?;
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_default();
+    let path = dir.join(format!("grouptalk-scim-{stamp}.db"));
+    backup::backup(db, &path)?;
+    backup::verify(&path)?;
+    let mut existing: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("grouptalk-scim-") && n.ends_with(".db"))
+        })
+        .collect();
+    existing.sort();
+    let excess = existing.len().saturating_sub(keep);
+    for old in existing.into_iter().take(excess) {
+        let _ = std::fs::remove_file(old);
+    }
+    Ok(path)
+}
