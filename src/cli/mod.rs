@@ -3,8 +3,11 @@
 //! Commands print results on stdout and everything else on stderr; errors are one line
 //! (`error: …`), never a backtrace.
 
+mod backup;
 mod check_config;
+mod log;
 mod serve;
+mod stats;
 mod tenant;
 mod token;
 
@@ -42,6 +45,14 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Print the effective configuration and check that it is usable
     CheckConfig,
+    /// Show the provisioning log: what Entra ID sent and what was answered
+    Log(log::LogArgs),
+    /// Users, groups, memberships, recent requests and token health per tenant
+    Stats(stats::StatsArgs),
+    /// Write a consistent copy of the database while the server runs (or --verify one)
+    Backup(backup::BackupArgs),
+    /// Replace the database with a backup (the server must be stopped)
+    Restore(backup::RestoreArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +61,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => tenant::run(&load_config(cli.config.as_deref())?, cmd),
         Command::Token(cmd) => token::run(&load_config(cli.config.as_deref())?, cmd),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
+        Command::Log(args) => log::run(&load_config(cli.config.as_deref())?, args),
+        Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),
+        Command::Backup(args) => backup::run_backup(&load_config(cli.config.as_deref())?, args),
+        Command::Restore(args) => backup::run_restore(&load_config(cli.config.as_deref())?, args),
     }
 }
 

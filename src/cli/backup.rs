@@ -1,0 +1,102 @@
+//! `backup FILE`, `backup --verify FILE` and `restore FILE`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::config::Config;
+use crate::store::backup::{self, Summary};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Check an existing backup file instead of writing one
+    #[arg(long)]
+    pub verify: bool,
+    /// The backup file (must not exist yet, unless --verify)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A backup written by `grouptalk-scim backup`
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+fn print_summary(file: &Path, s: &Summary) {
+    println!(
+        "{}: ok ({} tenants, {} users, {} groups, {} memberships)",
+        file.display(),
+        s.tenants,
+        s.users,
+        s.groups,
+        s.memberships
+    );
+}
+
+pub fn run_backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
+    if args.verify {
+        let summary = backup::verify(&args.file)?;
+        print_summary(&args.file, &summary);
+        return Ok(());
+    }
+    let db = config.database_path();
+    if !db.exists() {
+        bail!("no database at {} (check data_dir)", db.display());
+    }
+    let expected = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    let dest = args.file.clone();
+    let worker = {
+        let (db, dest) = (db.clone(), dest.clone());
+        std::thread::spawn(move || backup::backup(&db, &dest))
+    };
+    // Progress: the copy's size against the database's (an estimate: the copy is compacted).
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(expected.max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} backup {bytes}/{total_bytes} {wide_bar} {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        while !worker.is_finished() {
+            bar.set_position(std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    } else {
+        eprintln!(
+            "backup: copying {} ({expected} bytes) to {}",
+            db.display(),
+            dest.display()
+        );
+    }
+    match worker.join() {
+        Ok(result) => result?,
+        Err(_) => bail!("the backup thread failed"),
+    }
+    let summary = backup::verify(&dest)?;
+    eprintln!("backup: written and verified");
+    print_summary(&dest, &summary);
+    Ok(())
+}
+
+pub fn run_restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
+    if crate::lock::server_running(&config.data_dir)? {
+        bail!(
+            "a grouptalk-scim server is running on {}; stop it first (systemctl stop grouptalk-scim), then restore",
+            config.data_dir.display()
+        );
+    }
+    crate::fsutil::ensure_data_dir(&config.data_dir)?;
+    let db = config.database_path();
+    let summary = backup::restore(&args.file, &db)?;
+    super::hand_over_to_owner(config);
+    eprintln!("restored {} into {}", args.file.display(), db.display());
+    print_summary(&db, &summary);
+    Ok(())
+}
