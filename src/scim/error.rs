@@ -113,6 +113,9 @@ impl ScimError {
     pub fn not_implemented(detail: impl Into<String>) -> Self {
         Self::new(501, None, detail)
     }
+    pub fn insufficient_storage(detail: impl Into<String>) -> Self {
+        Self::new(507, None, detail)
+    }
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(503, None, detail)
     }

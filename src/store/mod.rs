@@ -36,6 +36,8 @@ pub enum StoreError {
     Scim(#[from] ScimError),
     #[error("database is busy (locked by another process)")]
     Busy,
+    #[error("database or disk is full")]
+    Full,
     #[error("the database writer has stopped")]
     WriterGone,
     #[error("sqlite: {0}")]
@@ -52,6 +54,7 @@ impl From<rusqlite::Error> for StoreError {
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy
             }
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full,
             _ => StoreError::Sqlite(e),
         }
     }
@@ -64,6 +67,12 @@ impl StoreError {
             StoreError::Scim(e) => e,
             StoreError::Busy => {
                 ScimError::unavailable("The directory is busy; retry in a few seconds")
+            }
+            StoreError::Full => {
+                tracing::error!("database or disk full: writes are refused until space is freed");
+                ScimError::insufficient_storage(
+                    "The directory has no space left for this change; retry later",
+                )
             }
             other => {
                 tracing::error!(error = %other, "storage failure");

@@ -142,27 +142,29 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
         }
         return;
     }
-    let mut replies = Vec::with_capacity(batch.len());
+    // Each reply waits for the batch's fate; a job whose savepoint could not be closed cleanly
+    // is answered with that error even if the COMMIT later succeeds.
+    let mut replies: Vec<(Reply, Option<StoreError>)> = Vec::with_capacity(batch.len());
     for job in batch {
-        let mut ok = false;
-        let reply = match conn.execute_batch("SAVEPOINT job") {
+        let entry = match conn.execute_batch("SAVEPOINT job") {
             Ok(()) => {
                 let (job_ok, reply) = job(Ok(conn));
-                ok = job_ok;
                 let end = if job_ok {
                     conn.execute_batch("RELEASE job")
                 } else {
                     conn.execute_batch("ROLLBACK TO job; RELEASE job")
                 };
-                if let Err(e) = end {
-                    tracing::error!(error = %e, "savepoint end failed");
-                    ok = false;
+                match end {
+                    Ok(()) => (reply, None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "savepoint end failed");
+                        (reply, job_ok.then(|| StoreError::from(e)))
+                    }
                 }
-                reply
             }
-            Err(e) => job(Err(StoreError::from(e))).1,
+            Err(e) => (job(Err(StoreError::from(e))).1, None),
         };
-        replies.push((ok, reply));
+        replies.push(entry);
     }
     let commit_started = Instant::now();
     let committed = conn.execute_batch("COMMIT");
@@ -174,14 +176,15 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
         let _ = conn.execute_batch("ROLLBACK");
         StoreError::from(e)
     });
-    for (_, reply) in replies {
-        reply(commit_error.as_ref().map(clone_error));
+    for (reply, own_error) in replies {
+        reply(own_error.or_else(|| commit_error.as_ref().map(clone_error)));
     }
 }
 
 fn clone_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::Busy => StoreError::Busy,
+        StoreError::Full => StoreError::Full,
         StoreError::Scim(s) => StoreError::Scim(s.clone()),
         other => StoreError::Other(other.to_string()),
     }
