@@ -129,7 +129,7 @@ impl Default for Config {
             },
             limits: LimitsConfig {
                 max_body_bytes: 2 * 1024 * 1024,
-                max_header_bytes: 64 * 1024,
+                max_header_bytes: 256 * 1024,
                 header_read_timeout_secs: 15,
                 handshake_timeout_secs: 10,
                 request_timeout_secs: 60,

@@ -107,3 +107,25 @@ pub(crate) fn hand_over_to_owner(config: &Config) {
         }
     }
 }
+
+/// Load the token signing key, creating it on first use — but never silently replace a key that
+/// tokens were issued with: every token Entra holds would stop working without a word.
+pub(crate) fn signing_key(
+    config: &Config,
+    conn: &Connection,
+) -> anyhow::Result<crate::auth::SigningKey> {
+    let path = config.signing_key_path();
+    if !path.exists() {
+        let active = crate::store::tokens::count_active(conn)?;
+        if active > 0 {
+            anyhow::bail!(
+                "signing key {} is missing but {active} unrevoked token(s) were issued with it; restore it from a backup \
+                 (to start over instead, revoke every token with `grouptalk-scim token revoke`)",
+                path.display()
+            );
+        }
+    }
+    let key = crate::auth::SigningKey::load_or_create(&path)?;
+    hand_over_to_owner(config);
+    Ok(key)
+}

@@ -42,8 +42,11 @@ pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         tls::ensure_self_signed(&config.tls.cert, &config.tls.key)?;
     }
+    let key = super::signing_key(
+        &config,
+        &crate::store::open_connection(&config.database_path())?,
+    )?;
     let store = Store::open(&config.database_path())?;
-    let key = SigningKey::load_or_create(&config.signing_key_path())?;
     let cert = if config.tls.enabled {
         Some(tls::ReloadableCert::load(
             &config.tls.cert,

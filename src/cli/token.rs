@@ -43,8 +43,7 @@ pub fn run(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             label,
             expires_in_days,
         } => {
-            let key = SigningKey::load_or_create(&config.signing_key_path())?;
-            super::hand_over_to_owner(config);
+            let key = super::signing_key(config, &conn)?;
             let (id, token) = issue(&conn, &key, &tenant, label.as_deref(), expires_in_days)?;
             eprintln!("issued token {id} for tenant {tenant}");
             println!("{token}");

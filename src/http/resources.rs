@@ -38,7 +38,7 @@ impl Ctx {
         principal: Principal,
         req: &Request<Incoming>,
         draft: Arc<Draft>,
-    ) -> Ctx {
+    ) -> Result<Ctx, ScimError> {
         let header = |name| {
             req.headers()
                 .get(name)
@@ -47,23 +47,21 @@ impl Ctx {
         };
         let host = header(HOST).or_else(|| req.uri().authority().map(|a| a.to_string()));
         let query = req.uri().query().unwrap_or("");
-        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
+        let params = decode_query(query)?;
         if params
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case("aadOptscim062020"))
         {
             draft.update(|e| e.notes.push("aadOptscim062020 flag".into()));
         }
-        Ctx {
+        Ok(Ctx {
             app,
             principal,
             draft,
             host,
             if_match: header(IF_MATCH),
             params,
-        }
+        })
     }
 
     /// Record which resource the request is about, for the provisioning log.
@@ -163,6 +161,34 @@ impl Ctx {
             self.param("excludedAttributes"),
         )
     }
+}
+
+/// Decode a query string strictly: `+` is a space (Entra encodes filters that way), and
+/// percent-escapes must decode to UTF-8 — never replaced by U+FFFD, which could then match.
+fn decode_query(query: &str) -> Result<Vec<(String, String)>, ScimError> {
+    let decode = |part: &str, key: &str| -> Result<String, ScimError> {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| {
+                let detail = format!("query parameter {key:?} is not valid UTF-8 once decoded");
+                if key.eq_ignore_ascii_case("filter") {
+                    ScimError::invalid_filter(detail)
+                } else {
+                    ScimError::invalid_syntax(detail)
+                }
+            })
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = decode(k, k)?;
+            Ok((key.clone(), decode(v, &key)?))
+        })
+        .collect()
 }
 
 fn store_err(e: StoreError) -> ScimError {

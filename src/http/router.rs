@@ -151,7 +151,10 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
             "Request rate limit for this token exceeded; retry after the delay in Retry-After",
         )));
     }
-    let ctx = Ctx::new(app.clone(), principal, &req, draft.clone());
+    let ctx = match Ctx::new(app.clone(), principal, &req, draft.clone()) {
+        Ok(ctx) => ctx,
+        Err(e) => return Outcome::Scim(Err(e)),
+    };
     let segments: Vec<String> = rest
         .trim_matches('/')
         .split('/')

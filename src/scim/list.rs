@@ -33,21 +33,27 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    /// The field a parameter name (case-insensitive) fills, if it is one we know.
+    fn slot(&mut self, key: &str) -> Option<&mut Option<String>> {
+        Some(match key.to_ascii_lowercase().as_str() {
+            "filter" => &mut self.filter,
+            "sortby" => &mut self.sort_by,
+            "sortorder" => &mut self.sort_order,
+            "startindex" => &mut self.start_index,
+            "count" => &mut self.count,
+            "attributes" => &mut self.attributes,
+            "excludedattributes" => &mut self.excluded_attributes,
+            _ => return None,
+        })
+    }
+
     /// From decoded query pairs. Unknown parameters (Entra's `aadOptscim062020`) are ignored.
     pub fn from_query<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> ListParams {
         let mut p = ListParams::default();
         for (k, v) in pairs {
-            let slot = match k.to_ascii_lowercase().as_str() {
-                "filter" => &mut p.filter,
-                "sortby" => &mut p.sort_by,
-                "sortorder" => &mut p.sort_order,
-                "startindex" => &mut p.start_index,
-                "count" => &mut p.count,
-                "attributes" => &mut p.attributes,
-                "excludedattributes" => &mut p.excluded_attributes,
-                _ => continue,
-            };
-            *slot = Some(v.to_string());
+            if let Some(slot) = p.slot(k) {
+                *slot = Some(v.to_string());
+            }
         }
         p
     }
@@ -82,16 +88,7 @@ impl ListParams {
                     .join(","),
                 _ => continue,
             };
-            let slot = match k.to_ascii_lowercase().as_str() {
-                "filter" => &mut p.filter,
-                "sortby" => &mut p.sort_by,
-                "sortorder" => &mut p.sort_order,
-                "startindex" => &mut p.start_index,
-                "count" => &mut p.count,
-                "attributes" => &mut p.attributes,
-                "excludedattributes" => &mut p.excluded_attributes,
-                _ => continue,
-            };
+            let Some(slot) = p.slot(k) else { continue };
             *slot = Some(text);
         }
         Ok(p)

@@ -220,6 +220,12 @@ pub fn normalise_one(
         AttrType::Boolean => normalise_bool(attr, value, notes).map(Some),
         AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary => {
             match value {
+                // NUL cannot round-trip through SQLite's text functions (LIKE, substr stop at
+                // it) and no directory value needs it.
+                Value::String(s) if s.contains('\0') => Err(ScimError::invalid_value(format!(
+                    "{}: values cannot contain NUL characters",
+                    attr.name
+                ))),
                 Value::String(_) => Ok(Some(value.clone())),
                 _ => Err(wrong_type(attr, "a string", value)),
             }

@@ -105,6 +105,15 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Test-only knob: cap the database size (`PRAGMA max_page_count`) to simulate a full disk.
+/// Deliberately outside the `GROUPTALK_SCIM_` prefix, which belongs to the configuration.
+fn test_max_page_count() -> Option<i64> {
+    std::env::var("GROUPTALK_TEST_MAX_PAGE_COUNT")
+        .ok()?
+        .parse()
+        .ok()
+}
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/0001_init.sql")),
@@ -116,11 +125,22 @@ fn migrations() -> Migrations<'static> {
 pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     let mut conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    register_functions(&conn)?;
+    let setup = |conn: &Connection| -> rusqlite::Result<()> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if let Some(pages) = test_max_page_count() {
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
+        register_functions(conn)
+    };
+    setup(&conn).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot use database {}: {e} (restore it from a backup, or move it away to start empty)",
+            path.display()
+        )
+    })?;
     migrations().to_latest(&mut conn).map_err(|e| match e {
         rusqlite_migration::Error::MigrationDefinition(
             rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,

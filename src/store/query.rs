@@ -86,10 +86,12 @@ impl Compiler<'_> {
                 self.filter(b, sql)?;
                 sql.push(")");
             }
+            // A comparison on an absent attribute is NULL in SQL but "no match" in SCIM, so
+            // `not` must see false, not NULL: `not (title eq "x")` includes users with no title.
             Filter::Not(inner) => {
-                sql.push("NOT (");
+                sql.push("NOT COALESCE((");
                 self.filter(inner, sql)?;
-                sql.push(")");
+                sql.push("), 0)");
             }
             Filter::Present(path) => self.attribute(path, None, sql)?,
             Filter::Compare { path, op, value } => self.attribute(path, Some((*op, value)), sql)?,
@@ -115,6 +117,35 @@ impl Compiler<'_> {
         if r.attr.multi_valued {
             // `emails.value eq "x"` ≡ `emails[value eq "x"]`; `emails eq "x"` compares `value`.
             let sub = r.sub.map(|s| s.name).unwrap_or("value");
+            let base = AttrPath {
+                sub: None,
+                ..path.clone()
+            };
+            // `eq null` on a multi-valued attribute: no element has a value.
+            let present = Filter::Present(AttrPath::new(None, sub, None));
+            match cmp {
+                Some((CompareOp::Eq, Literal::Null)) => {
+                    sql.push("NOT COALESCE((");
+                    self.value_path(&base, &present, sql)?;
+                    sql.push("), 0)");
+                    return Ok(());
+                }
+                Some((CompareOp::Ne, Literal::Null)) => return self.value_path(&base, &present, sql),
+                _ => {}
+            }
+            // `ne` on a multi-valued attribute is the negation of `eq` over all its values
+            // ("no email is x"), not "some email is not x".
+            if let Some((CompareOp::Ne, value)) = cmp {
+                let eq = Filter::Compare {
+                    path: AttrPath::new(None, sub, None),
+                    op: CompareOp::Eq,
+                    value: value.clone(),
+                };
+                sql.push("NOT COALESCE((");
+                self.value_path(&base, &eq, sql)?;
+                sql.push("), 0)");
+                return Ok(());
+            }
             let inner = match cmp {
                 Some((op, value)) => Filter::Compare {
                     path: AttrPath::new(None, sub, None),
@@ -122,10 +153,6 @@ impl Compiler<'_> {
                     value: value.clone(),
                 },
                 None => Filter::Present(AttrPath::new(None, sub, None)),
-            };
-            let base = AttrPath {
-                sub: None,
-                ..path.clone()
             };
             return self.value_path(&base, &inner, sql);
         }
@@ -242,9 +269,9 @@ impl Compiler<'_> {
                 Ok(())
             }
             Filter::Not(inner) => {
-                sql.push("NOT (");
+                sql.push("NOT COALESCE((");
                 self.element(inner, attr, source, sql)?;
-                sql.push(")");
+                sql.push("), 0)");
                 Ok(())
             }
             Filter::ValuePath { .. } => {
@@ -471,14 +498,28 @@ fn literal_value(operand: &Operand, lit: &Literal) -> Result<SqlValue, ScimError
                 "a boolean attribute needs true or false",
             ))
         }
-        (_, Literal::String(s)) if operand.folded => SqlValue::Text(fold(s)),
-        (_, Literal::String(s)) => SqlValue::Text(s.clone()),
-        (_, Literal::Bool(b)) => SqlValue::Integer(*b as i64),
-        (_, Literal::Number(n)) => match n.as_i64() {
+        (_, Literal::String(s)) if s.contains('\0') => {
+            return Err(ScimError::invalid_filter(
+                "filter values cannot contain NUL characters",
+            ))
+        }
+        (ty, Literal::String(s)) if is_textual(ty) || ty == AttrType::DateTime => {
+            SqlValue::Text(if operand.folded { fold(s) } else { s.clone() })
+        }
+        // An unquoted number against a string attribute (Entra's `externalId eq 12345`)
+        // compares as its text, as `filter::matches` does.
+        (ty, Literal::Number(n)) if is_textual(ty) => SqlValue::Text(n.to_string()),
+        (AttrType::Integer | AttrType::Decimal, Literal::Number(n)) => match n.as_i64() {
             Some(i) => SqlValue::Integer(i),
             None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
         },
         (_, Literal::Null) => SqlValue::Null,
+        (ty, lit) => {
+            return Err(ScimError::invalid_filter(format!(
+                "{lit} cannot be compared with a {} attribute",
+                ty.as_str()
+            )))
+        }
     })
 }
 

@@ -426,27 +426,28 @@ fn member_seq(conn: &Connection, tenant: &str, id: &str) -> Result<i64> {
 
 /// The members of a group, in insertion order of the member resources.
 pub fn members(conn: &Connection, group_seq: i64) -> Result<Vec<Member>> {
-    let mut stmt = conn.prepare_cached(
+    related(
+        conn,
         "SELECT mr.id, mr.kind, COALESCE(mr.display_name, mr.user_name) FROM members m \
          JOIN resources mr ON mr.seq = m.member_seq WHERE m.group_seq = ?1 ORDER BY mr.seq",
-    )?;
-    let rows = stmt.query_map([group_seq], |r| {
-        Ok(Member {
-            id: r.get(0)?,
-            kind: kind_from(&r.get::<_, String>(1)?),
-            display: r.get(2)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        group_seq,
+    )
 }
 
 /// The groups a resource is a direct member of (the User's read-only `groups` attribute).
 pub fn groups_of(conn: &Connection, member_seq: i64) -> Result<Vec<Member>> {
-    let mut stmt = conn.prepare_cached(
+    related(
+        conn,
         "SELECT g.id, g.kind, g.display_name FROM members m JOIN resources g ON g.seq = m.group_seq \
          WHERE m.member_seq = ?1 ORDER BY g.seq",
-    )?;
-    let rows = stmt.query_map([member_seq], |r| {
+        member_seq,
+    )
+}
+
+/// Rows of (id, kind, display) for one side of the membership table.
+fn related(conn: &Connection, sql: &str, seq: i64) -> Result<Vec<Member>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([seq], |r| {
         Ok(Member {
             id: r.get(0)?,
             kind: kind_from(&r.get::<_, String>(1)?),

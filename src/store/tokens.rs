@@ -82,3 +82,12 @@ pub fn touch(conn: &Connection, id: &str, at: &str) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// Tokens that are not revoked (expired ones included: they were signed with the current key).
+pub fn count_active(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM tokens WHERE revoked IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}

@@ -2,10 +2,14 @@
 //! End-to-end tests: each test starts the real binary (see `harness`) and checks what a client
 //! sees — status, headers, bodies — and what the CLI prints.
 
+mod attacks;
 mod auth;
 mod cli;
+mod crash;
 mod discovery;
 mod entra;
+mod faults;
 mod groups;
 mod harness;
+mod ops;
 mod users;
