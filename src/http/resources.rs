@@ -201,20 +201,46 @@ struct Logged {
     notes: Vec<&'static str>,
 }
 
-/// Render a stored resource with what the projection asks for (members, groups).
+/// Render a stored resource with what the projection asks for (members, groups), reading
+/// those rows on a separate hop. Used after writes; reads fetch them in the same hop.
 async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Value, ScimError> {
-    let rt = s.kind.resource_type();
-    let extra = related(ctx, &s, projection).await?;
-    Ok(render_with(ctx, rt, &s, extra, projection))
+    let want = wants_related(&s, projection);
+    let rows = if want {
+        let copy = s.clone();
+        let rows = ctx
+            .app
+            .store
+            .read(move |conn| store::related_of(conn, &copy))
+            .await
+            .map_err(store_err)?;
+        Some(rows)
+    } else {
+        None
+    };
+    Ok(render_with(ctx, &s, rows, projection))
 }
 
+/// Whether the response carries a group's `members` or a user's `groups`.
+fn wants_related(s: &Stored, projection: &Projection) -> bool {
+    let rt = s.kind.resource_type();
+    projection.wants(rt, related_name(s.kind))
+}
+
+fn related_name(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Group => "members",
+        ResourceKind::User => "groups",
+    }
+}
+
+/// The SCIM JSON of a stored resource; `related` holds its members/groups when wanted.
 fn render_with(
     ctx: &Ctx,
-    rt: &'static ResourceType,
     s: &Stored,
-    extra: Vec<(&'static str, Value)>,
+    related: Option<Vec<Member>>,
     projection: &Projection,
 ) -> Value {
+    let rt = s.kind.resource_type();
     let meta = Meta {
         id: &s.id,
         version: s.version,
@@ -222,51 +248,23 @@ fn render_with(
         last_modified: &s.last_modified,
         location: ctx.location(rt, &s.id),
     };
+    let mut extra = Vec::new();
+    if let Some(rows) = related {
+        // A user without groups simply has no `groups`; a group always shows `members`.
+        if !(rows.is_empty() && s.kind == ResourceKind::User) {
+            let with_display = s.kind == ResourceKind::User;
+            let list: Vec<Value> = rows
+                .iter()
+                .map(|m| member_json(ctx, m, with_display))
+                .collect();
+            extra.push((related_name(s.kind), Value::Array(list)));
+        }
+    }
     let mut v = render::resource(rt, &s.doc, &meta, extra);
     projection.apply(rt, &mut v);
     v
 }
 
-/// `members` of a group / `groups` of a user, read only when the response will carry them.
-async fn related(
-    ctx: &Ctx,
-    s: &Stored,
-    projection: &Projection,
-) -> Result<Vec<(&'static str, Value)>, ScimError> {
-    let rt = s.kind.resource_type();
-    let (name, want) = match s.kind {
-        ResourceKind::Group => ("members", projection.wants(rt, "members")),
-        ResourceKind::User => ("groups", projection.wants(rt, "groups")),
-    };
-    if !want {
-        return Ok(Vec::new());
-    }
-    let seq = s.seq;
-    let kind = s.kind;
-    let rows = ctx
-        .app
-        .store
-        .read(move |conn| match kind {
-            ResourceKind::Group => store::members(conn, seq),
-            ResourceKind::User => store::groups_of(conn, seq),
-        })
-        .await
-        .map_err(store_err)?;
-    if rows.is_empty() && s.kind == ResourceKind::User {
-        return Ok(Vec::new());
-    }
-    let with_display = s.kind == ResourceKind::User;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|m| member_json(ctx, m, with_display))
-        .collect();
-    Ok(vec![(name, Value::Array(list))])
-}
-
-/// A member as `{value, $ref, type}` — and, for a user's `groups`, the group's `display` name.
-///
-/// Group `members` carry no `display`: it is optional (RFC 7643 §4.2), Entra never reads members
-/// back, and scim2-tester compares returned members with exactly what it sent.
 fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
     let rt = m.kind.resource_type();
     let mut v = json!({"value": m.id, "$ref": ctx.location(rt, &m.id), "type": rt.name});
@@ -281,15 +279,27 @@ pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Bod
     ctx.about(kind, Some(id));
     let projection = ctx.projection(rt)?;
     let (tenant, id_owned) = (ctx.tenant(), id.to_string());
-    let stored = ctx
+    let proj = projection.clone();
+    let found = ctx
         .app
         .store
-        .read(move |conn| store::get(conn, &tenant, kind, &id_owned))
+        .read(move |conn| {
+            let Some(s) = store::get(conn, &tenant, kind, &id_owned)? else {
+                return Ok(None);
+            };
+            let related = if wants_related(&s, &proj) {
+                Some(store::related_of(conn, &s)?)
+            } else {
+                None
+            };
+            Ok(Some((s, related)))
+        })
         .await
-        .map_err(store_err)?
-        .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
+        .map_err(store_err)?;
+    let (stored, related) =
+        found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
     let etag = stored.etag();
-    let body = render_one(ctx, stored, &projection).await?;
+    let body = render_with(ctx, &stored, related, &projection);
     Ok(response::resource(200, &body, &etag, None))
 }
 
@@ -439,16 +449,30 @@ async fn run_list(
         count,
     };
     let tenant = ctx.tenant();
+    let proj = req.projection.clone();
+    // One blocking hop for the page and, when wanted, each resource's members/groups.
     let (total, rows) = ctx
         .app
         .store
-        .read(move |conn| store::list(conn, &tenant, kind, &q))
+        .read(move |conn| {
+            let (total, rows) = store::list(conn, &tenant, kind, &q)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for s in rows {
+                let related = if wants_related(&s, &proj) {
+                    Some(store::related_of(conn, &s)?)
+                } else {
+                    None
+                };
+                out.push((s, related));
+            }
+            Ok((total, out))
+        })
         .await
         .map_err(store_err)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for s in rows {
-        out.push(render_one(ctx, s, &req.projection).await?);
-    }
+    let out = rows
+        .into_iter()
+        .map(|(s, related)| render_with(ctx, &s, related, &req.projection))
+        .collect();
     Ok((total, out))
 }
 

@@ -130,7 +130,9 @@ impl Compiler<'_> {
                     sql.push("), 0)");
                     return Ok(());
                 }
-                Some((CompareOp::Ne, Literal::Null)) => return self.value_path(&base, &present, sql),
+                Some((CompareOp::Ne, Literal::Null)) => {
+                    return self.value_path(&base, &present, sql)
+                }
                 _ => {}
             }
             // `ne` on a multi-valued attribute is the negation of `eq` over all its values

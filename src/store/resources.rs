@@ -444,6 +444,14 @@ pub fn groups_of(conn: &Connection, member_seq: i64) -> Result<Vec<Member>> {
     )
 }
 
+/// A group's members or a user's groups, whichever the resource has.
+pub fn related_of(conn: &Connection, s: &Stored) -> Result<Vec<Member>> {
+    match s.kind {
+        ResourceKind::Group => members(conn, s.seq),
+        ResourceKind::User => groups_of(conn, s.seq),
+    }
+}
+
 /// Rows of (id, kind, display) for one side of the membership table.
 fn related(conn: &Connection, sql: &str, seq: i64) -> Result<Vec<Member>> {
     let mut stmt = conn.prepare_cached(sql)?;
