@@ -1,0 +1,433 @@
+//! `cargo bench --bench load` (what `scripts/bench` runs): seed a tenant with N users through
+//! the store, start the release binary with TLS, and measure each SCIM phase with the built-in
+//! keep-alive HTTPS load generator against the ceiling — the same binary, TLS and generator on
+//! `GET /livez`, which does no SCIM or database work. Prints one table (absolute figures and
+//! ratios to the ceiling, targets met or missed) and writes it as JSON.
+//!
+//! Run without `--bench` (as `cargo test --all-targets` does) it only says how to run it.
+
+mod client;
+mod report;
+mod seed;
+mod server;
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use client::{MakeRequest, Outcome, Req, Target};
+use report::{PhaseResult, Report};
+use server::{Instance, ReadyPath};
+
+const USAGE: &str = "\
+usage: scripts/bench [--users N] [--quick] [--duration SECS] [--warmup SECS]
+                     [--connections C] [--phases LIST] [--reuse-seed] [--server-bin PATH]
+                     [--out FILE] [--work DIR]
+
+  --users N          users to seed (default 1000000; --quick: 20000)
+  --quick            smoke run: 20,000 users, 3 s phases, 1 s warm-up
+  --duration SECS    measured seconds per phase (default 10)
+  --warmup SECS      unmeasured seconds before each phase (default 2)
+  --connections C    concurrent keep-alive connections (default 64)
+  --phases LIST      comma-separated subset of: ceiling,p1,get_user,get_group,walk,p3,p2
+  --reuse-seed       reuse target/bench/seed-N when it matches (default: seed afresh)
+  --server-bin PATH  measure another build of grouptalk-scim (default: this release build)
+  --out FILE         JSON results (default target/bench/results.json)
+  --work DIR         seeds, the run's data dir and logs (default target/bench)";
+
+const BASE: &str = "/api/scim";
+const ALL_PHASES: [&str; 7] = ["ceiling", "p1", "get_user", "get_group", "walk", "p3", "p2"];
+
+struct Args {
+    users: usize,
+    duration: Duration,
+    warmup: Duration,
+    connections: usize,
+    phases: Vec<String>,
+    reuse_seed: bool,
+    server_bin: PathBuf,
+    out: PathBuf,
+    work: PathBuf,
+}
+
+fn parse_args() -> Result<Option<Args>> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if !argv.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs bench binaries without `--bench`: nothing to test.
+        println!("load bench: run it with scripts/bench (or cargo bench --bench load)");
+        return Ok(None);
+    }
+    let work = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let quick = argv.iter().any(|a| a == "--quick");
+    let mut a = Args {
+        users: if quick { 20_000 } else { 1_000_000 },
+        duration: Duration::from_secs(if quick { 3 } else { 10 }),
+        warmup: Duration::from_secs(if quick { 1 } else { 2 }),
+        connections: 64,
+        phases: ALL_PHASES.iter().map(|s| s.to_string()).collect(),
+        reuse_seed: false,
+        server_bin: PathBuf::from(env!("CARGO_BIN_EXE_grouptalk-scim")),
+        out: work.join("results.json"),
+        work,
+    };
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--bench" | "--quick" => {}
+            "--users" => a.users = value()?.replace(['_', ','], "").parse()?,
+            "--duration" => a.duration = Duration::from_secs_f64(value()?.parse()?),
+            "--warmup" => a.warmup = Duration::from_secs_f64(value()?.parse()?),
+            "--connections" => a.connections = value()?.parse()?,
+            "--phases" => a.phases = value()?.split(',').map(str::to_string).collect(),
+            "--reuse-seed" => a.reuse_seed = true,
+            "--server-bin" => a.server_bin = PathBuf::from(value()?),
+            "--out" => a.out = PathBuf::from(value()?),
+            "--work" => {
+                a.work = PathBuf::from(value()?);
+                a.out = a.work.join("results.json");
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if a.users < 20 {
+        bail!("--users must be at least 20");
+    }
+    if let Some(p) = a.phases.iter().find(|p| !ALL_PHASES.contains(&p.as_str())) {
+        bail!("unknown phase {p:?}; phases: {}", ALL_PHASES.join(","));
+    }
+    Ok(Some(a))
+}
+
+fn main() -> Result<()> {
+    let Some(args) = parse_args()? else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args))
+}
+
+/// A well-mixed index in `0..n` for sequence number `seq` (splitmix64), so concurrent
+/// connections spread over the whole directory without sharing an RNG.
+fn spread(seq: u64, n: usize) -> usize {
+    let mut z = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) % n as u64) as usize
+}
+
+fn filter_query(expr: &str) -> String {
+    form_urlencoded::byte_serialize(expr.as_bytes()).collect()
+}
+
+async fn run(args: Args) -> Result<()> {
+    fs::create_dir_all(&args.work)?;
+    let seed_dir = seed::seed_dir(&args.work, args.users);
+    let reused = match args.reuse_seed {
+        true => seed::load(&seed_dir, args.users)?,
+        false => None,
+    };
+    let seed = match reused {
+        Some(s) => {
+            eprintln!("reusing the seed in {}", seed_dir.display());
+            s
+        }
+        None => {
+            eprintln!("seeding {} users into {} …", args.users, seed_dir.display());
+            seed::create(&seed_dir, args.users)?
+        }
+    };
+    eprintln!(
+        "seed: {} users in {:.1} s ({:.0} users/s), {:.0} bytes/user",
+        seed.users,
+        seed.seconds,
+        seed.users_per_second,
+        seed.db_bytes as f64 / seed.users as f64
+    );
+    let seed = Arc::new(seed);
+
+    // A fresh copy for this run: the write phases must not change the cached seed.
+    let run_dir = args.work.join("run");
+    let _ = fs::remove_dir_all(&run_dir);
+    let inst = Instance::prepare(&run_dir, &args.server_bin)?;
+    fs::copy(seed_dir.join("grouptalk-scim.db"), inst.database())
+        .context("copy the seeded database")?;
+    let token = inst.issue_token(seed::TENANT)?;
+
+    // Start → ready, three times (page cache warm: the database was just written); keep the last.
+    let mut ready = ReadyPath::Readyz;
+    let mut starts = Vec::new();
+    let mut server = None;
+    for _ in 0..3 {
+        if let Some(s) = server.take() {
+            server::Running::stop(s)?;
+        }
+        let (s, t) = inst.start(&mut ready).await?;
+        starts.push(t);
+        server = Some(s);
+    }
+    let server = server.context("server did not start")?;
+    starts.sort();
+    let start_to_ready = starts[1];
+    eprintln!(
+        "server pid {} on {}; start → {} 200: {:.1} ms (median of 3)",
+        server.pid(),
+        inst.addr,
+        ready.path(),
+        start_to_ready.as_secs_f64() * 1000.0
+    );
+
+    let anon = inst.target()?;
+    let scim = anon.with_token(&token);
+    let (status, _) = anon.once(&Req::get("/livez")).await?;
+    if status != 200 {
+        bail!("GET /livez answered {status}: the ceiling endpoint is missing from this build");
+    }
+    check_filter(&scim, &seed).await?;
+
+    let mut report = Report::new(&args, &seed, ready, start_to_ready);
+    let phases = phase_table(&seed);
+    let wants = |p: &str| args.phases.iter().any(|x| x == p);
+    let server_ref = &server;
+    let measure = |target: &Target, make: MakeRequest, expect: u16| {
+        let target = target.clone();
+        let (c, w, d) = (args.connections, args.warmup, args.duration);
+        async move {
+            let cpu = || -> Result<(f64, f64)> {
+                Ok((
+                    server_ref.cpu_seconds()?,
+                    server::cpu_seconds("/proc/self/stat")?,
+                ))
+            };
+            let before = cpu()?;
+            let mut o = client::run(&target, c, w, d, expect, make).await?;
+            let after = cpu()?;
+            o.server_cpu_s = after.0 - before.0;
+            o.client_cpu_s = after.1 - before.1;
+            Ok::<Outcome, anyhow::Error>(o)
+        }
+    };
+
+    if wants("ceiling") {
+        let o = measure(&anon, phases.ceiling.clone(), 200).await?;
+        report.phase(PhaseResult::new(
+            "ceiling",
+            "GET /livez (ceiling, before)",
+            &o,
+        ));
+    }
+    if wants("p1") {
+        let (sampler, sampled) = rss_sampler(server.pid());
+        let o = measure(&scim, phases.p1.clone(), 200).await?;
+        sampler.abort();
+        let (hwm, _) = server.memory()?;
+        report.rss_p1 = Some((hwm, sampled.load(Ordering::Relaxed)));
+        report.phase(PhaseResult::new(
+            "p1",
+            "P1 GET /Users?filter=userName eq \"…\"",
+            &o,
+        ));
+    }
+    if wants("get_user") {
+        let o = measure(&scim, phases.get_user.clone(), 200).await?;
+        report.phase(PhaseResult::new("get_user", "GET /Users/{id}", &o));
+    }
+    if wants("get_group") {
+        let o = measure(&scim, phases.get_group.clone(), 200).await?;
+        report.phase(PhaseResult::new(
+            "get_group",
+            "GET /Groups/{id}?excludedAttributes=members",
+            &o,
+        ));
+    }
+    if wants("walk") {
+        let o = measure(&scim, phases.walk.clone(), 200).await?;
+        report.phase(PhaseResult::new(
+            "walk",
+            "GET /Users?startIndex=random&count=100",
+            &o,
+        ));
+    }
+    if wants("p3") {
+        let big = measure(&scim, phases.patch_big.clone(), 204).await?;
+        report.phase(PhaseResult::new(
+            "p3_big",
+            &format!(
+                "P3 PATCH add member, {}-member group",
+                seed.big_group_members
+            ),
+            &big,
+        ));
+        let small = measure(&scim, phases.patch_small.clone(), 204).await?;
+        report.phase(PhaseResult::new(
+            "p3_small",
+            &format!(
+                "P3 PATCH add member, {}-member group",
+                seed.small_group_members
+            ),
+            &small,
+        ));
+        let pool = seed.outsiders().len() as u64;
+        if big.sent > pool || small.sent > pool {
+            report.note(format!(
+                "P3 sent more requests than there are non-members ({pool}): later adds were no-ops"
+            ));
+        }
+    }
+    if wants("p2") {
+        let o = measure(&scim, phases.p2.clone(), 201).await?;
+        report.phase(PhaseResult::new(
+            "p2",
+            "P2 POST /Users (synchronous=FULL)",
+            &o,
+        ));
+    }
+    if wants("ceiling") {
+        let o = measure(&anon, phases.ceiling.clone(), 200).await?;
+        report.phase(PhaseResult::new(
+            "ceiling",
+            "GET /livez (ceiling, after)",
+            &o,
+        ));
+    }
+    report.rss_end = Some(server.memory()?);
+    server.stop()?;
+
+    report.print();
+    if let Some(dir) = args.out.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(&args.out, serde_json::to_string_pretty(&report.to_json())?)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// One filtered GET must find exactly its user: a bench that measures empty answers is useless.
+async fn check_filter(scim: &Target, seed: &seed::Seed) -> Result<()> {
+    let name = &seed.user_names[seed.users / 2];
+    let path = format!(
+        "{BASE}/Users?filter={}",
+        filter_query(&format!("userName eq \"{name}\""))
+    );
+    let (status, body) = scim.once(&Req::get(path)).await?;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if status != 200 || v["totalResults"] != json!(1) {
+        bail!(
+            "sanity check failed: filter for {name} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    Ok(())
+}
+
+/// Track the server's resident set while a phase runs: the highest `VmRSS` seen, in bytes
+/// (`VmHWM` afterwards gives the true peak; this shows the level it runs at).
+fn rss_sampler(pid: u32) -> (tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+    let peak = Arc::new(AtomicU64::new(0));
+    let seen = peak.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            if let Ok(s) = fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kib) = s
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    seen.fetch_max(kib * 1024, Ordering::Relaxed);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    (task, peak)
+}
+
+/// The request makers of every phase.
+struct Phases {
+    ceiling: MakeRequest,
+    p1: MakeRequest,
+    get_user: MakeRequest,
+    get_group: MakeRequest,
+    walk: MakeRequest,
+    patch_big: MakeRequest,
+    patch_small: MakeRequest,
+    p2: MakeRequest,
+}
+
+fn phase_table(seed: &Arc<seed::Seed>) -> Phases {
+    let patch = |group: String| -> MakeRequest {
+        let seed = seed.clone();
+        Arc::new(move |n| {
+            let pool = seed.outsiders();
+            let member = &pool[n as usize % pool.len()];
+            let body = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": member}]}],
+            });
+            Req::with_body(
+                Method::PATCH,
+                format!("{BASE}/Groups/{group}"),
+                body.to_string(),
+            )
+        })
+    };
+    let (s1, s2) = (seed.clone(), seed.clone());
+    let users = seed.users;
+    let big = seed.big_group_id.clone();
+    Phases {
+        ceiling: Arc::new(|_| Req::get("/livez")),
+        p1: Arc::new(move |n| {
+            let name = &s1.user_names[spread(n, s1.users)];
+            Req::get(format!(
+                "{BASE}/Users?filter={}",
+                filter_query(&format!("userName eq \"{name}\""))
+            ))
+        }),
+        get_user: Arc::new(move |n| {
+            Req::get(format!("{BASE}/Users/{}", s2.user_ids[spread(n, s2.users)]))
+        }),
+        get_group: Arc::new(move |_| {
+            Req::get(format!("{BASE}/Groups/{big}?excludedAttributes=members"))
+        }),
+        walk: Arc::new(move |n| {
+            let start = 1 + spread(n, users.saturating_sub(100).max(1));
+            Req::get(format!("{BASE}/Users?startIndex={start}&count=100"))
+        }),
+        patch_big: patch(seed.big_group_id.clone()),
+        patch_small: patch(seed.small_group_id.clone()),
+        p2: Arc::new(move |n| {
+            let body = seed::user_body(n, "new.contoso.example");
+            Req::with_body(Method::POST, format!("{BASE}/Users"), body.to_string())
+        }),
+    }
+}
+
+impl PhaseResult {
+    fn new(key: &str, label: &str, o: &Outcome) -> PhaseResult {
+        PhaseResult {
+            key: key.to_string(),
+            label: label.to_string(),
+            rps: o.rps(),
+            p50_ms: o.quantile_ms(0.50),
+            p99_ms: o.quantile_ms(0.99),
+            requests: o.ok,
+            errors: o.errors,
+            first_error: o.first_error.clone(),
+            server_cpu_us: o.server_cpu_s * 1e6 / o.completed.max(1) as f64,
+            client_cpu_us: o.client_cpu_s * 1e6 / o.completed.max(1) as f64,
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The server under test: the real `grouptalk-scim` binary (release profile), started with a
+//! config in the bench's run directory, its log going to a file. Also what is measured from
+//! outside the process: time from spawn to the first 200 from the readiness endpoint, and
+//! memory from `/proc/PID/status`.
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use rustls_pki_types::CertificateDer;
+
+use crate::client::{Req, Target};
+
+/// A directory with a config, a certificate and a data dir, ready to `serve`.
+pub struct Instance {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub bin: PathBuf,
+    pub addr: SocketAddr,
+    pub cert: CertificateDer<'static>,
+}
+
+impl Instance {
+    /// Write `dir/config.toml` and a fresh self-signed certificate for `localhost`.
+    pub fn prepare(dir: &Path, bin: &Path) -> Result<Instance> {
+        fs::create_dir_all(dir.join("data"))?;
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()])?;
+        fs::write(dir.join("cert.pem"), ck.cert.pem())?;
+        fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem())?;
+        // A fixed port (picked free now) so readiness can be polled from the moment of spawn.
+        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let admin = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let config = dir.join("config.toml");
+        // Defaults everywhere except the addresses and the per-token rate limit, which exists
+        // to stop a runaway client and would otherwise be all the bench measures.
+        fs::write(
+            &config,
+            format!(
+                "data_dir = \"{d}/data\"\n\
+                 [server]\nlisten = \"{addr}\"\n\
+                 [tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n\
+                 [admin]\nlisten = \"{admin}\"\n\
+                 [limits]\nrate_per_token = 1000000000\nrate_burst = 1000000000\n",
+                d = dir.display()
+            ),
+        )?;
+        Ok(Instance {
+            dir: dir.to_path_buf(),
+            config,
+            bin: bin.to_path_buf(),
+            addr,
+            cert: ck.cert.der().clone(),
+        })
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("data").join("grouptalk-scim.db")
+    }
+
+    pub fn target(&self) -> Result<Target> {
+        Target::new(self.addr, self.cert.clone())
+    }
+
+    /// Run a CLI command with this instance's config; returns stdout.
+    pub fn cli(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("GROUPTALK_SCIM_CONFIG")
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "grouptalk-scim {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Issue a token for `tenant` through the CLI, exactly as an administrator would.
+    pub fn issue_token(&self, tenant: &str) -> Result<String> {
+        let out = self.cli(&["token", "issue", "--tenant", tenant, "--label", "bench"])?;
+        out.lines()
+            .last()
+            .map(|l| l.trim().to_string())
+            .context("token issue printed nothing")
+    }
+
+    /// Start `serve` and wait for readiness. Returns the process and the time from spawn to
+    /// the first `200` of the readiness endpoint.
+    pub async fn start(&self, ready: &mut ReadyPath) -> Result<(Running, Duration)> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))?;
+        let target = self.target()?;
+        let spawned = Instant::now();
+        let child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .env_remove("GROUPTALK_SCIM_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {}", self.bin.display()))?;
+        let mut running = Running { child };
+        let deadline = spawned + Duration::from_secs(30);
+        loop {
+            if let Some(status) = running.child.try_wait()? {
+                bail!(
+                    "server exited with {status} before it was ready; see {}",
+                    self.dir.join("server.log").display()
+                );
+            }
+            if let Ok((status, _)) = target.once(&Req::get(ready.path())).await {
+                match status {
+                    200 => return Ok((running, spawned.elapsed())),
+                    404 if *ready == ReadyPath::Readyz => *ready = ReadyPath::Healthz,
+                    _ => {}
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("server not ready after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// The readiness endpoint: `/readyz` when the server has one, else `/healthz` (which also
+/// touches the database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyPath {
+    Readyz,
+    Healthz,
+}
+
+impl ReadyPath {
+    pub fn path(self) -> &'static str {
+        match self {
+            ReadyPath::Readyz => "/readyz",
+            ReadyPath::Healthz => "/healthz",
+        }
+    }
+}
+
+/// A running server; stopped (SIGTERM, then wait) on `stop` or drop.
+pub struct Running {
+    child: Child,
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `VmHWM` (peak resident set) and `VmRSS` in bytes.
+    pub fn memory(&self) -> Result<(u64, u64)> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| -> Result<u64> {
+            let line = status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .with_context(|| format!("{name} missing from /proc status"))?;
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .context("malformed /proc status")?
+                .parse()?;
+            Ok(kib * 1024)
+        };
+        Ok((field("VmHWM:")?, field("VmRSS:")?))
+    }
+
+    /// CPU time (user + system) the server has used so far, all threads, in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    pub fn stop(mut self) -> Result<()> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()?;
+            self.child.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.terminate().is_err() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// utime + stime from a `/proc/…/stat` file, in seconds (USER_HZ is 100 on Linux).
+pub fn cpu_seconds(stat_path: &str) -> Result<f64> {
+    let stat = fs::read_to_string(stat_path)?;
+    // The command name (field 2) may contain spaces: count fields after its closing ')'.
+    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).context("short stat")?.parse::<f64>()?) };
+    // After ')': state is index 0, so utime (field 14) is index 11 and stime index 12.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
