@@ -60,11 +60,22 @@ pub(super) fn patch_path(text: &str) -> Result<PatchPath, SyntaxError> {
         None => None,
     };
     parser.finish("a sub-attribute ('.value') or the end of the path")?;
-    Ok(PatchPath {
+    check_canonical(&filter).map_err(SyntaxError::in_value_filter)?;
+    let path = PatchPath {
         attr,
         filter: Some(filter),
         sub,
-    })
+    };
+    // The printed form must parse back (found by fuzzing: control characters in a bare value
+    // print as \u escapes and could push the path past the length limit).
+    let len = path.to_string().len();
+    if len > MAX_LEN {
+        return Err(SyntaxError::whole(format!(
+            "the path is {len} bytes long once normalised; at most {MAX_LEN} are accepted"
+        ))
+        .in_value_filter());
+    }
+    Ok(path)
 }
 
 /// A syntax error at a byte offset (or in the text as a whole). It becomes `invalidFilter` or

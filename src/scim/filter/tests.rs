@@ -876,3 +876,17 @@ proptest! {
         }
     }
 }
+
+/// Found by fuzzing (fuzz/artifacts/patch_path): a bare value of control characters prints as
+/// `\u0001` escapes, six times longer; an accepted PATCH path must still parse back.
+#[test]
+fn patch_path_with_control_characters_round_trips_or_is_refused() {
+    let text = format!("emails[value eq {}]", "\u{1}".repeat(700));
+    match parse_patch_path(&text) {
+        Ok(p) => assert_eq!(parse_patch_path(&p.to_string()), Ok(p)),
+        Err(e) => assert_eq!(
+            e.scim_type,
+            Some(crate::scim::error::ScimType::InvalidFilter)
+        ),
+    }
+}
