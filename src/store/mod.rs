@@ -118,6 +118,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/0001_init.sql")),
         M::up(include_str!("../../migrations/0002_request_log.sql")),
+        M::up(include_str!("../../migrations/0003_lean_indexes.sql")),
     ])
 }
 

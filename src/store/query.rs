@@ -213,11 +213,8 @@ impl Compiler<'_> {
         }
         match (self.rt.kind, r.extension.is_none(), r.attr.name) {
             (ResourceKind::User, true, "emails" | "phoneNumbers") if side_table_covers(inner) => {
-                sql.push(
-                    "r.seq IN (SELECT mv.owner_seq FROM multi_values mv WHERE mv.tenant_id = ",
-                );
-                sql.bind(SqlValue::Text(self.tenant_id.to_string()));
-                sql.push(" AND mv.attr = ");
+                // The side table has no tenant column: the outer query keeps the tenant.
+                sql.push("r.seq IN (SELECT mv.owner_seq FROM multi_values mv WHERE mv.attr = ");
                 sql.bind(SqlValue::Text(r.attr.name.to_string()));
                 sql.push(" AND ");
                 self.element(inner, r.attr, ElementSource::SideTable, sql)?;

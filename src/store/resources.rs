@@ -49,6 +49,18 @@ fn kind_str(kind: ResourceKind) -> &'static str {
     }
 }
 
+/// The kind as an SQL literal, for WHERE clauses. A bound `kind = ?` would make SQLite re-prepare
+/// the statement on every execution: to decide whether the partial index
+/// `resources_group_name (… WHERE kind = 'Group')` applies, the planner reads the bound value and
+/// marks the statement as depending on it, so each new binding expires it (the statement cache
+/// then saves nothing). The value is a constant of ours, never user input.
+fn kind_sql(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "'User'",
+        ResourceKind::Group => "'Group'",
+    }
+}
+
 fn kind_from(s: &str) -> ResourceKind {
     if s == "Group" {
         ResourceKind::Group
@@ -57,32 +69,98 @@ fn kind_from(s: &str) -> ResourceKind {
     }
 }
 
-const COLUMNS: &str = "r.seq, r.id, r.kind, r.version, r.created, r.last_modified, r.doc";
+const COLUMNS: &str = "r.seq, r.id, r.kind, r.version, r.created, r.last_modified, r.doc, \
+                       r.external_id, r.user_name, r.display_name, r.active";
 
-fn from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, String, String, i64, String, String, String)> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+/// A `resources` row as read with `COLUMNS`.
+struct Row {
+    seq: i64,
+    id: String,
+    kind: String,
+    version: i64,
+    created: String,
+    last_modified: String,
+    doc: String,
+    external_id: Option<String>,
+    user_name: Option<String>,
+    display_name: Option<String>,
+    active: Option<bool>,
 }
 
-fn to_stored(row: (i64, String, String, i64, String, String, String)) -> Result<Stored> {
-    let (seq, id, kind, version, created, last_modified, doc) = row;
+fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        kind: row.get(2)?,
+        version: row.get(3)?,
+        created: row.get(4)?,
+        last_modified: row.get(5)?,
+        doc: row.get(6)?,
+        external_id: row.get(7)?,
+        user_name: row.get(8)?,
+        display_name: row.get(9)?,
+        active: row.get(10)?,
+    })
+}
+
+/// The stored document plus the attributes kept in columns (see `stored_doc`), in front.
+fn to_stored(row: Row) -> Result<Stored> {
+    let mut doc: Value = serde_json::from_str(&row.doc)?;
+    if let Some(obj) = doc.as_object_mut() {
+        let columns = [
+            ("externalId", row.external_id.map(Value::from)),
+            ("userName", row.user_name.map(Value::from)),
+            ("displayName", row.display_name.map(Value::from)),
+            ("active", row.active.map(Value::from)),
+        ];
+        let mut at = 0;
+        for (name, value) in columns {
+            if let Some(v) = value {
+                if !obj.contains_key(name) {
+                    obj.shift_insert(at, name.to_string(), v);
+                    at += 1;
+                }
+            }
+        }
+    }
     Ok(Stored {
-        seq,
-        id,
-        kind: kind_from(&kind),
-        version,
-        created,
-        last_modified,
-        doc: serde_json::from_str(&doc)?,
+        seq: row.seq,
+        id: row.id,
+        kind: kind_from(&row.kind),
+        version: row.version,
+        created: row.created,
+        last_modified: row.last_modified,
+        doc,
+    })
+}
+
+/// The document as stored: without the attributes `extract` put in columns (userName,
+/// displayName, externalId, active), which `to_stored` puts back. Saves ~140 bytes a user.
+fn stored_doc(doc: &Value, ex: &Extracted) -> Result<String> {
+    use serde::ser::{Serialize, SerializeMap, Serializer};
+    struct Without<'a>(&'a serde_json::Map<String, Value>, &'a Extracted);
+    impl Serialize for Without<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            let ex = self.1;
+            let mut map = s.serialize_map(None)?;
+            for (k, v) in self.0 {
+                let in_column = match k.as_str() {
+                    "externalId" => ex.external_id.is_some(),
+                    "userName" => ex.user_name.is_some(),
+                    "displayName" => ex.display_name.is_some(),
+                    "active" => ex.active.is_some(),
+                    _ => false,
+                };
+                if !in_column {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+            map.end()
+        }
+    }
+    Ok(match doc.as_object() {
+        Some(obj) => serde_json::to_string(&Without(obj, ex))?,
+        None => serde_json::to_string(doc)?,
     })
 }
 
@@ -92,11 +170,13 @@ pub fn get(
     kind: ResourceKind,
     id: &str,
 ) -> Result<Option<Stored>> {
+    // The kind is SQL text, not a parameter: see `kind_sql`.
     let row = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = ?3"
+            "SELECT {COLUMNS} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = {}",
+            kind_sql(kind)
         ))?
-        .query_row(params![tenant, id, kind_str(kind)], from_row)
+        .query_row(params![tenant, id], from_row)
         .optional()?;
     row.map(to_stored).transpose()
 }
@@ -183,11 +263,11 @@ fn check_unique(
     }
 }
 
-fn write_side_rows(conn: &Connection, tenant: &str, seq: i64, doc: &Value) -> Result<()> {
+fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
     conn.prepare_cached("DELETE FROM multi_values WHERE owner_seq = ?1")?
         .execute([seq])?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO multi_values (tenant_id, owner_seq, attr, type_key, value, value_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO multi_values (owner_seq, attr, type_key, value_key) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for attr in ["emails", "phoneNumbers"] {
         for el in doc
@@ -200,7 +280,7 @@ fn write_side_rows(conn: &Connection, tenant: &str, seq: i64, doc: &Value) -> Re
                 continue;
             };
             let type_key = el.get("type").and_then(Value::as_str).map(fold);
-            insert.execute(params![tenant, seq, attr, type_key, value, fold(value)])?;
+            insert.execute(params![seq, attr, type_key, fold(value)])?;
         }
     }
     Ok(())
@@ -249,10 +329,10 @@ pub fn create(
         ex.external_id,
         ex.active,
         now,
-        serde_json::to_string(&doc)?,
+        stored_doc(&doc, &ex)?,
     ])?;
     let seq = conn.last_insert_rowid();
-    write_side_rows(conn, tenant, seq, &doc)?;
+    write_side_rows(conn, seq, &doc)?;
     if let Some(members) = members {
         apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?;
     }
@@ -294,9 +374,9 @@ fn update_row(
         ex.active,
         version,
         now,
-        serde_json::to_string(&doc)?,
+        stored_doc(&doc, &ex)?,
     ])?;
-    write_side_rows(conn, tenant, old.seq, &doc)?;
+    write_side_rows(conn, old.seq, &doc)?;
     record_change(conn, tenant, old.kind, &old.id, op, Some(version))?;
     Ok(Stored {
         version,
@@ -492,9 +572,8 @@ pub fn list(
     kind: ResourceKind,
     q: &ListQuery,
 ) -> Result<(usize, Vec<Stored>)> {
-    let mut where_sql = String::from("r.tenant_id = ? AND r.kind = ?");
-    let mut params: Vec<rusqlite::types::Value> =
-        vec![tenant.to_string().into(), kind_str(kind).to_string().into()];
+    let mut where_sql = format!("r.tenant_id = ? AND r.kind = {}", kind_sql(kind));
+    let mut params: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
     if let Some(f) = &q.filter {
         let compiled = query::compile(f, kind.resource_type(), tenant)?;
         where_sql.push_str(" AND (");
@@ -517,10 +596,12 @@ pub fn list(
         ),
         None => "r.seq".to_string(),
     };
+    // LIMIT is SQL text (an integer of ours): a bound LIMIT is read while planning, so SQLite
+    // would re-prepare the statement on every execution (as with `kind_sql`).
     let sql = format!(
-        "SELECT {COLUMNS} FROM resources r WHERE {where_sql} ORDER BY {order} LIMIT ? OFFSET ?"
+        "SELECT {COLUMNS} FROM resources r WHERE {where_sql} ORDER BY {order} LIMIT {} OFFSET ?",
+        q.count
     );
-    params.push((q.count as i64).into());
     params.push((q.start_index.saturating_sub(1) as i64).into());
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), from_row)?;

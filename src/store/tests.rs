@@ -308,3 +308,64 @@ fn entra_filters_are_answered_from_indexes() {
         assert!(!scans_resources, "{f} scans the resources table:\n{p}");
     }
 }
+
+/// A database written by schema v2 (documents that repeat the column attributes, multi_values
+/// with tenant and raw value) reads back identically after the v3 migration, and its side-table
+/// filters still find the user.
+#[test]
+fn v2_database_migrates_to_lean_schema() {
+    use rusqlite_migration::{Migrations, M};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        Migrations::new(vec![
+            M::up(include_str!("../../migrations/0001_init.sql")),
+            M::up(include_str!("../../migrations/0002_request_log.sql")),
+        ])
+        .to_latest(&mut conn)
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, name, created) VALUES ('t1', 'a', '2026-01-01T00:00:00Z');
+             INSERT INTO resources (seq, tenant_id, kind, id, user_name, user_name_key,
+                 display_name, display_name_key, external_id, active, version, created,
+                 last_modified, doc)
+             VALUES (1, 't1', 'User', 'u-1', 'Alice@Contoso.com', 'alice@contoso.com', 'Alice',
+                 'alice', 'A-1', 1, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
+                 '{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"Alice@Contoso.com\",\"externalId\":\"A-1\",\"displayName\":\"Alice\",\"active\":true,\"title\":\"Dispatcher\",\"emails\":[{\"type\":\"work\",\"value\":\"Alice@Contoso.com\"}]}');
+             INSERT INTO multi_values (tenant_id, owner_seq, attr, type_key, value, value_key)
+             VALUES ('t1', 1, 'emails', 'work', 'Alice@Contoso.com', 'alice@contoso.com');",
+        )
+        .unwrap();
+    }
+    let conn = open_connection(&path).unwrap();
+    let raw: String = conn
+        .query_row("SELECT doc FROM resources WHERE seq = 1", [], |r| r.get(0))
+        .unwrap();
+    let raw: Value = serde_json::from_str(&raw).unwrap();
+    for gone in ["userName", "externalId", "displayName", "active"] {
+        assert!(
+            raw.get(gone).is_none(),
+            "{gone} still in the stored doc: {raw}"
+        );
+    }
+    let s = resources::get(&conn, "t1", ResourceKind::User, "u-1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.doc["userName"], "Alice@Contoso.com");
+    assert_eq!(s.doc["externalId"], "A-1");
+    assert_eq!(s.doc["displayName"], "Alice");
+    assert_eq!(s.doc["active"], true);
+    assert_eq!(s.doc["title"], "Dispatcher");
+    assert_eq!(s.doc["emails"][0]["value"], "Alice@Contoso.com");
+    let q = ListQuery {
+        filter: Some(
+            filter::parse("emails[type eq \"work\"].value eq \"alice@contoso.com\"").unwrap(),
+        ),
+        sort: None,
+        start_index: 1,
+        count: 10,
+    };
+    let (total, rows) = resources::list(&conn, "t1", ResourceKind::User, &q).unwrap();
+    assert_eq!((total, rows[0].id.as_str()), (1, "u-1"));
+}

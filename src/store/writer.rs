@@ -9,7 +9,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
@@ -54,9 +54,13 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let metrics = Arc::new(WriterMetrics::default());
         let m = metrics.clone();
+        let checkpointer = Checkpointer::start(&conn)?;
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(conn, rx, &m))?;
+            .spawn(move || {
+                run(&conn, rx, &m, &checkpointer);
+                checkpointer.stop();
+            })?;
         Ok(Writer {
             sender: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
@@ -118,7 +122,12 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, metrics: &WriterMetrics) {
+fn run(
+    conn: &Connection,
+    rx: mpsc::Receiver<Job>,
+    metrics: &WriterMetrics,
+    checkpointer: &Checkpointer,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -128,13 +137,20 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, metrics: &WriterMetrics) {
             }
         }
         metrics.batch_size.observe(batch.len() as f64);
-        run_batch(&conn, batch, metrics);
+        run_batch(conn, batch, metrics);
+        checkpointer.nudge();
     }
     tracing::debug!("writer stopped: queue closed");
 }
 
+/// Run a transaction-control statement through the statement cache: `execute_batch` would parse
+/// it again for every job (two savepoint statements per job showed as 17% of the writer's time).
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let e = StoreError::from(e);
         for job in batch {
             let (_, reply) = job(Err(clone_error(&e)));
@@ -146,13 +162,13 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
     // is answered with that error even if the COMMIT later succeeds.
     let mut replies: Vec<(Reply, Option<StoreError>)> = Vec::with_capacity(batch.len());
     for job in batch {
-        let entry = match conn.execute_batch("SAVEPOINT job") {
+        let entry = match control(conn, "SAVEPOINT job") {
             Ok(()) => {
                 let (job_ok, reply) = job(Ok(conn));
                 let end = if job_ok {
-                    conn.execute_batch("RELEASE job")
+                    control(conn, "RELEASE job")
                 } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                    control(conn, "ROLLBACK TO job").and_then(|()| control(conn, "RELEASE job"))
                 };
                 match end {
                     Ok(()) => (reply, None),
@@ -167,7 +183,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
         replies.push(entry);
     }
     let commit_started = Instant::now();
-    let committed = conn.execute_batch("COMMIT");
+    let committed = control(conn, "COMMIT");
     metrics
         .commit_seconds
         .observe(commit_started.elapsed().as_secs_f64());
@@ -178,6 +194,61 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
     });
     for (reply, own_error) in replies {
         reply(own_error.or_else(|| commit_error.as_ref().map(clone_error)));
+    }
+}
+
+/// How long the checkpointer lets commits accumulate before copying them into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// WAL checkpoints on their own thread and connection. SQLite's automatic checkpoint runs inside
+/// the COMMIT that crosses 1000 WAL pages: it copies pages into the database file and fsyncs it,
+/// so one batch in a few waited 10–100 ms (at 1M users) and held every queued write behind it.
+/// A PASSIVE checkpoint here runs alongside the writer (it never blocks it), and the WAL is
+/// reused from its start once a checkpoint has caught up. Durability is unchanged: a COMMIT still
+/// fsyncs the WAL (`synchronous=FULL`) before any reply is sent.
+struct Checkpointer {
+    nudge: mpsc::SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(writer: &Connection) -> anyhow::Result<Checkpointer> {
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let path = writer
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| anyhow::anyhow!("the writer's database has no file"))?;
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let (nudge, nudged) = mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                // Each nudge means "there are new commits"; the sleep gathers many of them.
+                while nudged.recv().is_ok() {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    while nudged.try_recv().is_ok() {}
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+            })?;
+        Ok(Checkpointer { nudge, thread })
+    }
+
+    /// After a commit: make sure a checkpoint follows (never blocks the writer).
+    fn nudge(&self) {
+        let _ = self.nudge.try_send(());
+    }
+
+    /// The writer has stopped: checkpoint what is pending, then end the thread.
+    fn stop(self) {
+        let Checkpointer { nudge, thread } = self;
+        let _ = nudge.try_send(());
+        drop(nudge);
+        let _ = thread.join();
     }
 }
 
