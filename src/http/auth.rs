@@ -29,7 +29,8 @@ pub async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<Princip
     let jti = claims.jti.clone();
     let record = app
         .store
-        .read(move |conn| tokens::get(conn, &jti))
+        // A primary-key lookup: run on this thread (see `Store::read_point`).
+        .read_point(move |conn| tokens::get(conn, &jti))
         .await
         .map_err(AuthFailure::Store)?
         .ok_or(AuthFailure::Rejected(TokenError::Unknown))?;

@@ -226,6 +226,12 @@ fn wants_related(s: &Stored, projection: &Projection) -> bool {
     projection.wants(rt, related_name(s.kind))
 }
 
+/// Whether the response may carry a group's members: their number has no bound, so such a
+/// read runs on a blocking thread.
+fn heavy_related(kind: ResourceKind, projection: &Projection) -> bool {
+    kind == ResourceKind::Group && projection.wants(kind.resource_type(), "members")
+}
+
 fn related_name(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::Group => "members",
@@ -280,22 +286,25 @@ pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Bod
     let projection = ctx.projection(rt)?;
     let (tenant, id_owned) = (ctx.tenant(), id.to_string());
     let proj = projection.clone();
-    let found = ctx
-        .app
-        .store
-        .read(move |conn| {
-            let Some(s) = store::get(conn, &tenant, kind, &id_owned)? else {
-                return Ok(None);
-            };
-            let related = if wants_related(&s, &proj) {
-                Some(store::related_of(conn, &s)?)
-            } else {
-                None
-            };
-            Ok(Some((s, related)))
-        })
-        .await
-        .map_err(store_err)?;
+    let read = move |conn: &rusqlite::Connection| {
+        let Some(s) = store::get(conn, &tenant, kind, &id_owned)? else {
+            return Ok(None);
+        };
+        let related = if wants_related(&s, &proj) {
+            Some(store::related_of(conn, &s)?)
+        } else {
+            None
+        };
+        Ok(Some((s, related)))
+    };
+    // A lookup by id is one index probe, except a group's members (100,000 rows, perhaps).
+    let store = &ctx.app.store;
+    let found = if heavy_related(kind, &projection) {
+        store.read(read).await
+    } else {
+        store.read_point(read).await
+    }
+    .map_err(store_err)?;
     let (stored, related) =
         found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
     let etag = stored.etag();
@@ -450,25 +459,32 @@ async fn run_list(
     };
     let tenant = ctx.tenant();
     let proj = req.projection.clone();
-    // One blocking hop for the page and, when wanted, each resource's members/groups.
-    let (total, rows) = ctx
-        .app
-        .store
-        .read(move |conn| {
-            let (total, rows) = store::list(conn, &tenant, kind, &q)?;
-            let mut out = Vec::with_capacity(rows.len());
-            for s in rows {
-                let related = if wants_related(&s, &proj) {
-                    Some(store::related_of(conn, &s)?)
-                } else {
-                    None
-                };
-                out.push((s, related));
-            }
-            Ok((total, out))
-        })
-        .await
-        .map_err(store_err)?;
+    let point = req
+        .filter
+        .as_ref()
+        .is_some_and(|f| query::is_point_lookup(f, rt))
+        && !heavy_related(kind, &req.projection);
+    // One read for the page and, when wanted, each resource's members/groups.
+    let read = move |conn: &rusqlite::Connection| {
+        let (total, rows) = store::list(conn, &tenant, kind, &q)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for s in rows {
+            let related = if wants_related(&s, &proj) {
+                Some(store::related_of(conn, &s)?)
+            } else {
+                None
+            };
+            out.push((s, related));
+        }
+        Ok((total, out))
+    };
+    let store = &ctx.app.store;
+    let (total, rows) = if point {
+        store.read_point(read).await
+    } else {
+        store.read(read).await
+    }
+    .map_err(store_err)?;
     let out = rows
         .into_iter()
         .map(|(s, related)| render_with(ctx, &s, related, &req.projection))

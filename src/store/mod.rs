@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod query;
+mod readers;
 pub mod request_log;
 pub mod resources;
 pub mod tenants;
@@ -14,19 +15,18 @@ pub mod tokens;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
 use crate::scim::error::ScimError;
+use readers::Readers;
 pub use writer::Writer;
 
 /// How long a statement waits for another process's lock before giving up with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
 
 /// What can go wrong below the protocol layer.
 #[derive(Debug, thiserror::Error)]
@@ -154,16 +154,6 @@ pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    register_functions(&conn)?;
-    Ok(conn)
-}
-
 /// The database handle the server shares between requests.
 #[derive(Clone)]
 pub struct Store {
@@ -173,7 +163,7 @@ pub struct Store {
 struct StoreInner {
     path: PathBuf,
     writer: Writer,
-    idle_readers: Mutex<Vec<Connection>>,
+    readers: Arc<Readers>,
 }
 
 impl Store {
@@ -185,33 +175,29 @@ impl Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
                 writer,
-                idle_readers: Mutex::new(Vec::new()),
+                readers: Arc::new(Readers::new(path, Readers::default_size())),
             }),
         })
     }
 
-    /// Run `f` on a read-only connection on a blocking thread.
+    /// Run `f` on a read-only connection on a blocking thread: for reads whose cost depends on
+    /// the data (scanning filters, large groups, list walks).
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match inner.idle_readers.lock().ok().and_then(|mut v| v.pop()) {
-                Some(c) => c,
-                None => open_reader(&inner.path)?,
-            };
-            let out = f(&conn);
-            if let Ok(mut idle) = inner.idle_readers.lock() {
-                if idle.len() < MAX_IDLE_READERS {
-                    idle.push(conn);
-                }
-            }
-            out
-        })
-        .await
-        .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+        self.inner.readers.run_blocking(f).await
+    }
+
+    /// Run `f` on a read-only connection on this thread: only for reads bounded by an index
+    /// point lookup (microseconds), where a thread hop would cost more than the read.
+    pub async fn read_point<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.readers.run_inline(f).await
     }
 
     /// Run `f` inside the writer's transaction; resolves once the change is durable.

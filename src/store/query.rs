@@ -48,6 +48,30 @@ pub fn like_escape(s: &str) -> String {
     out
 }
 
+/// Whether `filter` narrows the result to a few rows through a unique or near-unique index
+/// (`userName`, `id`, `externalId`, a group's `displayName`, compared with `eq`), possibly
+/// combined with `and`: such a query costs one index probe whatever the directory size, so the
+/// server may run it without a thread hop (`Store::read_point`).
+pub fn is_point_lookup(filter: &Filter, rt: &'static ResourceType) -> bool {
+    match filter {
+        Filter::And(a, b) => is_point_lookup(a, rt) || is_point_lookup(b, rt),
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: Literal::String(_),
+        } => match path.resolve(rt) {
+            Ok(r) if r.extension.is_none() && r.sub.is_none() => match r.attr.name {
+                "id" | "externalId" => true,
+                "userName" => rt.kind == ResourceKind::User,
+                "displayName" => rt.kind == ResourceKind::Group,
+                _ => false,
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Compile `filter` for resources of type `rt` of tenant `tenant_id`.
 pub fn compile(
     filter: &Filter,

@@ -369,3 +369,49 @@ fn v2_database_migrates_to_lean_schema() {
     let (total, rows) = resources::list(&conn, "t1", ResourceKind::User, &q).unwrap();
     assert_eq!((total, rows[0].id.as_str()), (1, "u-1"));
 }
+
+/// The bundled SQLite is built with the options `.cargo/config.toml` sets (memory statistics
+/// off: their global mutex serialised readers under load).
+#[test]
+fn sqlite_is_built_without_memory_statistics() {
+    let conn = Connection::open_in_memory().unwrap();
+    let options: Vec<String> = conn
+        .prepare("PRAGMA compile_options")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "compile options: {options:?}"
+    );
+}
+
+/// Only equality on the unique or near-unique indexed attributes counts as a point lookup (run
+/// without a thread hop); anything that may scan does not.
+#[test]
+fn point_lookups_are_the_indexed_equalities() {
+    use super::query::is_point_lookup;
+    let point = |rt, text: &str| is_point_lookup(&filter::parse(text).unwrap(), rt);
+    assert!(point(&USER_TYPE, "userName eq \"a@b.c\""));
+    assert!(point(&USER_TYPE, "UserName EQ \"a@b.c\""));
+    assert!(point(
+        &USER_TYPE,
+        "urn:ietf:params:scim:schemas:core:2.0:User:userName eq \"a\""
+    ));
+    assert!(point(&USER_TYPE, "externalId eq \"x\" and active eq true"));
+    assert!(point(&USER_TYPE, "title co \"x\" and id eq \"x\""));
+    assert!(point(&GROUP_TYPE, "displayName eq \"Ops\""));
+    assert!(!point(&USER_TYPE, "displayName eq \"Alice\""));
+    assert!(!point(&GROUP_TYPE, "userName eq \"a\""));
+    assert!(!point(&USER_TYPE, "userName sw \"a\""));
+    assert!(!point(&USER_TYPE, "userName ne \"a\""));
+    assert!(!point(&USER_TYPE, "userName eq \"a\" or title eq \"b\""));
+    assert!(!point(&USER_TYPE, "not (userName eq \"a\")"));
+    assert!(!point(&USER_TYPE, "title eq \"Dispatcher\""));
+    assert!(!point(
+        &USER_TYPE,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"1\""
+    ));
+}

@@ -594,7 +594,8 @@ fn sub_attr_name(token: &Token) -> Result<String, SyntaxError> {
     };
     let name = word.get(1..).unwrap_or_default();
     match attr_path(name, token.start + 1) {
-        Ok(p) if p.urn.is_none() && p.sub.is_none() => Ok(p.name),
+        // A keyword would not parse back once the test moves inside the brackets.
+        Ok(p) if p.urn.is_none() && p.sub.is_none() && !is_keyword(&p.name) => Ok(p.name),
         _ => Err(SyntaxError::at(
             token.start,
             format!("'{}' is not a sub-attribute name", clip(word)),

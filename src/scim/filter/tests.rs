@@ -388,6 +388,16 @@ fn malformed_cases() -> Vec<(String, &'static str)> {
             "emails[type eq \"work\"]. eq \"a\"",
             "'.' is not a sub-attribute name",
         ),
+        // Found by fuzzing (filter target): `.pr` was taken as a sub-attribute, which prints
+        // inside the brackets as `… and pr eq "e4"`, where `pr` is the presence operator.
+        (
+            "phoneNumbers[type eq \"b\"].pr eq \"e4\"",
+            "'.pr' is not a sub-attribute name",
+        ),
+        (
+            "emails[type eq \"work\"].AND eq \"a\"",
+            "'.AND' is not a sub-attribute name",
+        ),
         ("a.b.c eq \"x\"", "'a.b.c' is not a valid attribute path"),
         ("1abc eq \"x\"", "not a valid attribute path"),
         (
