@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             };
             let sql = format!(
-                "SELECT r.seq FROM resources r WHERE r.tenant_id = ? AND r.kind = ? AND ({})",
+                "SELECT r.seq FROM resources r WHERE r.tenant = (SELECT key FROM tenants WHERE id = ?) AND r.kind = ? AND ({})",
                 compiled.text
             );
             let mut stmt = match db.conn.prepare(&sql) {

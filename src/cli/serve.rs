@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
 use tokio::sync::watch;
 
@@ -87,7 +88,10 @@ async fn run_server(
     let local = listener.local_addr()?;
     let app = Arc::new(App::new(config.clone(), store, key));
     let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(watch_signals(config, cert.clone(), stop_tx));
+    // Installed before the server reports ready: a SIGHUP that arrived before the handler
+    // existed would take the default action and terminate the process.
+    let signals = Signals::install()?;
+    tokio::spawn(watch_signals(signals, config, cert.clone(), stop_tx));
     crate::maintenance::start(app.clone(), cert, stop_rx.clone());
     let admin = admin_listener.map(|l| {
         if let Ok(a) = l.local_addr() {
@@ -109,21 +113,37 @@ async fn run_server(
     Ok(())
 }
 
+/// The signals the server acts on, registered with tokio.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let context = "cannot install signal handlers";
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context(context)?,
+            int: signal(SignalKind::interrupt()).context(context)?,
+            hup: signal(SignalKind::hangup()).context(context)?,
+        })
+    }
+}
+
 /// SIGTERM/SIGINT stop the server; SIGHUP reloads the TLS certificate and key.
 async fn watch_signals(
+    signals: Signals,
     config: Config,
     cert: Option<Arc<tls::ReloadableCert>>,
     stop: watch::Sender<bool>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -31,16 +31,19 @@ pub fn run(config: &Config, args: StatsArgs) -> anyhow::Result<()> {
         println!("tenant {} ({})", t.name, t.id);
         println!(
             "  users        {}",
-            count("SELECT count(*) FROM resources WHERE tenant_id = ?1 AND kind = 'User'")?
+            count("SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'User'")?
         );
-        println!("  active users {}", count("SELECT count(*) FROM resources WHERE tenant_id = ?1 AND kind = 'User' AND active = 1")?);
+        println!("  active users {}", count("SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'User' AND active = 1")?);
         println!(
             "  groups       {}",
-            count("SELECT count(*) FROM resources WHERE tenant_id = ?1 AND kind = 'Group'")?
+            count("SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'Group'")?
         );
         println!(
             "  memberships  {}",
-            count("SELECT count(*) FROM members WHERE tenant_id = ?1")?
+            count(
+                "SELECT count(*) FROM members m JOIN resources g ON g.seq = m.group_seq \
+                 WHERE g.tenant = (SELECT key FROM tenants WHERE id = ?1)"
+            )?
         );
         for (label, since) in [("last hour", &hour_ago), ("last day", &day_ago)] {
             let mut stmt = conn.prepare_cached(

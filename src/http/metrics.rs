@@ -239,13 +239,14 @@ fn read_snapshot(
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
     let db_size = size(db) + size(std::path::Path::new(&wal));
     let mut stmt = conn.prepare_cached(
-        "SELECT n.name, r.kind, count(*) FROM resources r JOIN tenants n ON n.id = r.tenant_id GROUP BY n.name, r.kind",
+        "SELECT n.name, r.kind, count(*) FROM resources r JOIN tenants n ON n.key = r.tenant GROUP BY n.name, r.kind",
     )?;
     let resources = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut stmt = conn.prepare_cached(
-        "SELECT n.name, count(*) FROM members m JOIN tenants n ON n.id = m.tenant_id GROUP BY n.name",
+        "SELECT n.name, count(*) FROM members m JOIN resources g ON g.seq = m.group_seq \
+         JOIN tenants n ON n.key = g.tenant GROUP BY n.name",
     )?;
     let memberships = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -119,6 +119,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0001_init.sql")),
         M::up(include_str!("../../migrations/0002_request_log.sql")),
         M::up(include_str!("../../migrations/0003_lean_indexes.sql")),
+        M::up(include_str!("../../migrations/0004_tenant_keys.sql")).foreign_key_check(),
     ])
 }
 
@@ -130,7 +131,8 @@ pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Off while migrating (the bundled SQLite defaults it on); turned on below.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         if let Some(pages) = test_max_page_count() {
             conn.pragma_update(None, "max_page_count", pages)?;
         }
@@ -151,6 +153,10 @@ pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
         ),
         other => anyhow::anyhow!("cannot migrate database {}: {other}", path.display()),
     })?;
+    // After migrating: a table rebuild (0004) must run without enforcement (SQLite's documented
+    // procedure), and the pragma cannot change inside the migration's transaction.
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| anyhow::anyhow!("cannot use database {}: {e}", path.display()))?;
     Ok(conn)
 }
 

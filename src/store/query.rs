@@ -245,16 +245,16 @@ impl Compiler<'_> {
                 sql.push(")");
             }
             (ResourceKind::Group, true, "members") => {
-                sql.push("r.seq IN (SELECT m.group_seq FROM resources mr JOIN members m ON m.member_seq = mr.seq WHERE mr.tenant_id = ");
+                sql.push("r.seq IN (SELECT m.group_seq FROM resources mr JOIN members m ON m.member_seq = mr.seq WHERE mr.tenant = (SELECT key FROM tenants WHERE id = ");
                 sql.bind(SqlValue::Text(self.tenant_id.to_string()));
-                sql.push(" AND ");
+                sql.push(") AND ");
                 self.element(inner, r.attr, ElementSource::Members, sql)?;
                 sql.push(")");
             }
             (ResourceKind::User, true, "groups") => {
-                sql.push("r.seq IN (SELECT m.member_seq FROM resources mr JOIN members m ON m.group_seq = mr.seq WHERE mr.tenant_id = ");
+                sql.push("r.seq IN (SELECT m.member_seq FROM resources mr JOIN members m ON m.group_seq = mr.seq WHERE mr.tenant = (SELECT key FROM tenants WHERE id = ");
                 sql.bind(SqlValue::Text(self.tenant_id.to_string()));
-                sql.push(" AND ");
+                sql.push(") AND ");
                 self.element(inner, r.attr, ElementSource::Members, sql)?;
                 sql.push(")");
             }

@@ -2,7 +2,9 @@
 //! emails/phoneNumbers, and membership rows for groups.
 //!
 //! Every function takes the tenant id and every statement filters on it: a resource of another
-//! tenant is indistinguishable from one that does not exist.
+//! tenant is indistinguishable from one that does not exist. Rows carry the tenant's integer
+//! `tenants.key` (schema v4); statements map the id to it with `(SELECT key FROM tenants WHERE
+//! id = ?)`, which SQLite evaluates once per statement and uses as an index constant.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
@@ -173,7 +175,7 @@ pub fn get(
     // The kind is SQL text, not a parameter: see `kind_sql`.
     let row = conn
         .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM resources r WHERE r.tenant_id = ?1 AND r.id = ?2 AND r.kind = {}",
+            "SELECT {COLUMNS} FROM resources r WHERE r.tenant = (SELECT key FROM tenants WHERE id = ?1) AND r.id = ?2 AND r.kind = {}",
             kind_sql(kind)
         ))?
         .query_row(params![tenant, id], from_row)
@@ -240,12 +242,12 @@ fn check_unique(
 ) -> Result<()> {
     let (sql, attr, value) = match kind {
         ResourceKind::User => (
-            "SELECT seq FROM resources WHERE tenant_id = ?1 AND kind = 'User' AND user_name_key = ?2",
+            "SELECT seq FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'User' AND user_name_key = ?2",
             "userName",
             &ex.user_name,
         ),
         ResourceKind::Group => (
-            "SELECT seq FROM resources WHERE tenant_id = ?1 AND kind = 'Group' AND display_name_key = ?2",
+            "SELECT seq FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'Group' AND display_name_key = ?2",
             "displayName",
             &ex.display_name,
         ),
@@ -295,9 +297,17 @@ fn record_change(
     version: Option<i64>,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO changes (tenant_id, at, kind, resource_id, operation, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO changes (tenant, at, kind, resource_id, operation, version) \
+         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![tenant, now_rfc3339(), kind_str(kind), id, op, version])?;
+    .execute(params![
+        tenant,
+        now_rfc3339(),
+        kind_str(kind),
+        id,
+        op,
+        version
+    ])?;
     Ok(())
 }
 
@@ -314,9 +324,9 @@ pub fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_rfc3339();
     conn.prepare_cached(
-        "INSERT INTO resources (tenant_id, kind, id, user_name, user_name_key, display_name, display_name_key, \
+        "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
          external_id, active, version, created, last_modified, doc) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10, ?11)",
+         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10, ?11)",
     )?
     .execute(params![
         tenant,
@@ -466,7 +476,7 @@ fn apply_member_ops(
             }
             MemberOp::Add(refs) => {
                 let mut insert = conn.prepare_cached(
-                    "INSERT OR IGNORE INTO members (tenant_id, group_seq, member_seq) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO members (group_seq, member_seq) VALUES (?1, ?2)",
                 )?;
                 for m in refs {
                     let seq = member_seq(conn, tenant, &m.value)?;
@@ -475,13 +485,13 @@ fn apply_member_ops(
                             "a group cannot be a member of itself",
                         )));
                     }
-                    changed |= insert.execute(params![tenant, group_seq, seq])? > 0;
+                    changed |= insert.execute(params![group_seq, seq])? > 0;
                 }
             }
             MemberOp::Remove(ids) => {
                 let mut delete = conn.prepare_cached(
                     "DELETE FROM members WHERE group_seq = ?1 AND member_seq = \
-                     (SELECT seq FROM resources WHERE tenant_id = ?2 AND id = ?3)",
+                     (SELECT seq FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?2) AND id = ?3)",
                 )?;
                 for id in ids {
                     changed |= delete.execute(params![group_seq, tenant, id])? > 0;
@@ -494,7 +504,7 @@ fn apply_member_ops(
 
 /// The row of a would-be member: a user or group of the same tenant, else 400 invalidValue.
 fn member_seq(conn: &Connection, tenant: &str, id: &str) -> Result<i64> {
-    conn.prepare_cached("SELECT seq FROM resources WHERE tenant_id = ?1 AND id = ?2")?
+    conn.prepare_cached("SELECT seq FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND id = ?2")?
         .query_row(params![tenant, id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| {
@@ -548,7 +558,10 @@ fn related(conn: &Connection, sql: &str, seq: i64) -> Result<Vec<Member>> {
 /// The manager's display name is looked up, never stored (it would go stale).
 pub fn display_name(conn: &Connection, tenant: &str, id: &str) -> Result<Option<String>> {
     Ok(conn
-        .prepare_cached("SELECT COALESCE(display_name, user_name) FROM resources WHERE tenant_id = ?1 AND id = ?2")?
+        .prepare_cached(
+            "SELECT COALESCE(display_name, user_name) FROM resources \
+             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND id = ?2",
+        )?
         .query_row(params![tenant, id], |r| r.get(0))
         .optional()?
         .flatten())
@@ -572,7 +585,10 @@ pub fn list(
     kind: ResourceKind,
     q: &ListQuery,
 ) -> Result<(usize, Vec<Stored>)> {
-    let mut where_sql = format!("r.tenant_id = ? AND r.kind = {}", kind_sql(kind));
+    let mut where_sql = format!(
+        "r.tenant = (SELECT key FROM tenants WHERE id = ?) AND r.kind = {}",
+        kind_sql(kind)
+    );
     let mut params: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
     if let Some(f) = &q.filter {
         let compiled = query::compile(f, kind.resource_type(), tenant)?;

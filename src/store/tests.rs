@@ -235,7 +235,7 @@ fn plan(fx: &Fixture, kind: ResourceKind, text: &str) -> String {
         &GROUP_TYPE
     };
     let compiled = compile(&filter::parse(text).unwrap(), rt, &fx.tenant).unwrap();
-    let sql = format!("EXPLAIN QUERY PLAN SELECT r.seq FROM resources r WHERE r.tenant_id = ? AND r.kind = ? AND ({})", compiled.text);
+    let sql = format!("EXPLAIN QUERY PLAN SELECT r.seq FROM resources r WHERE r.tenant = (SELECT key FROM tenants WHERE id = ?) AND r.kind = ? AND ({})", compiled.text);
     let mut params: Vec<rusqlite::types::Value> = vec![
         fx.tenant.clone().into(),
         (if kind == ResourceKind::User {
@@ -334,7 +334,14 @@ fn v2_database_migrates_to_lean_schema() {
                  'alice', 'A-1', 1, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z',
                  '{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\"userName\":\"Alice@Contoso.com\",\"externalId\":\"A-1\",\"displayName\":\"Alice\",\"active\":true,\"title\":\"Dispatcher\",\"emails\":[{\"type\":\"work\",\"value\":\"Alice@Contoso.com\"}]}');
              INSERT INTO multi_values (tenant_id, owner_seq, attr, type_key, value, value_key)
-             VALUES ('t1', 1, 'emails', 'work', 'Alice@Contoso.com', 'alice@contoso.com');",
+             VALUES ('t1', 1, 'emails', 'work', 'Alice@Contoso.com', 'alice@contoso.com');
+             INSERT INTO resources (seq, tenant_id, kind, id, display_name, display_name_key,
+                 version, created, last_modified, doc)
+             VALUES (2, 't1', 'Group', 'g-1', 'Ops', 'ops', 1, '2026-01-01T00:00:00Z',
+                 '2026-01-01T00:00:00Z', '{\"displayName\":\"Ops\"}');
+             INSERT INTO members (tenant_id, group_seq, member_seq) VALUES ('t1', 2, 1);
+             INSERT INTO changes (tenant_id, at, kind, resource_id, operation, version)
+             VALUES ('t1', '2026-01-01T00:00:00Z', 'User', 'u-1', 'create', 1);",
         )
         .unwrap();
     }
@@ -368,6 +375,28 @@ fn v2_database_migrates_to_lean_schema() {
     };
     let (total, rows) = resources::list(&conn, "t1", ResourceKind::User, &q).unwrap();
     assert_eq!((total, rows[0].id.as_str()), (1, "u-1"));
+    // v4: memberships, the change feed and the tenant survive the table rebuilds.
+    let q = ListQuery {
+        filter: Some(filter::parse("members[value eq \"u-1\"]").unwrap()),
+        sort: None,
+        start_index: 1,
+        count: 10,
+    };
+    let (total, rows) = resources::list(&conn, "t1", ResourceKind::Group, &q).unwrap();
+    assert_eq!((total, rows[0].id.as_str()), (1, "g-1"));
+    let feed: (i64, String) = conn
+        .query_row(
+            "SELECT c.version, t.id FROM changes c JOIN tenants t ON t.key = c.tenant",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(feed, (1, "t1".to_string()));
+    assert_eq!(tenants::get(&conn, "t1").unwrap().unwrap().name, "a");
+    let fk_on: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk_on, 1, "foreign keys are enforced after migrating");
 }
 
 /// The bundled SQLite is built with the options `.cargo/config.toml` sets (memory statistics
