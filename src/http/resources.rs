@@ -207,13 +207,14 @@ async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Val
     let want = wants_related(&s, projection);
     let rows = if want {
         let copy = s.clone();
-        let rows = ctx
-            .app
-            .store
-            .read(move |conn| store::related_of(conn, &copy))
-            .await
-            .map_err(store_err)?;
-        Some(rows)
+        let read = move |conn: &rusqlite::Connection| store::related_of(conn, &copy);
+        let store = &ctx.app.store;
+        let rows = if heavy_related(s.kind, projection) {
+            store.read(read).await
+        } else {
+            store.read_point(read).await
+        };
+        Some(rows.map_err(store_err)?)
     } else {
         None
     };
@@ -323,7 +324,8 @@ pub async fn create(
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
     let tenant = ctx.tenant();
-    let stored = ctx
+    let proj = projection.clone();
+    let (stored, related) = ctx
         .write(201, move |conn| {
             let s = store::create(
                 conn,
@@ -332,16 +334,23 @@ pub async fn create(
                 normalised.doc,
                 normalised.members.as_deref(),
             )?;
+            // In the same transaction, so no second hop: a new user belongs to no group yet,
+            // and a new group's members are the ones in this request (bounded by its size).
+            let related = match (kind, wants_related(&s, &proj)) {
+                (_, false) => None,
+                (ResourceKind::User, true) => Some(Vec::new()),
+                (ResourceKind::Group, true) => Some(store::related_of(conn, &s)?),
+            };
             let logged = Logged {
                 resource_id: s.id.clone(),
                 notes: Vec::new(),
             };
-            Ok((s, logged))
+            Ok(((s, related), logged))
         })
         .await?;
     let etag = stored.etag();
     let location = ctx.location(rt, &stored.id);
-    let body = render_one(ctx, stored, &projection).await?;
+    let body = render_with(ctx, &stored, related, &projection);
     Ok(response::resource(201, &body, &etag, Some(&location)))
 }
 

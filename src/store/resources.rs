@@ -321,7 +321,10 @@ pub fn create(
 ) -> Result<Stored> {
     let ex = extract(&doc);
     check_unique(conn, tenant, kind, &ex, None)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    // Time-ordered (UUIDv7): new ids land at the end of the id indexes instead of on a random
+    // page each: one page less to write per create. A millisecond timestamp and 74 random bits;
+    // ids are not secrets (a tenant's data is guarded by its token, not by unguessable ids).
+    let id = uuid::Uuid::now_v7().to_string();
     let now = now_rfc3339();
     conn.prepare_cached(
         "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
