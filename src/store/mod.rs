@@ -231,8 +231,10 @@ impl Store {
         &self.inner.path
     }
 
-    /// Stop the writer after it has committed every queued job.
+    /// Close the read connections, then stop the writer after it has committed every queued
+    /// job: its connection closes last, which checkpoints the WAL and removes it.
     pub fn shutdown(&self) {
+        self.inner.readers.close();
         self.inner.writer.shutdown();
     }
 }

@@ -79,6 +79,17 @@ impl Readers {
         .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
     }
 
+    /// Close every idle connection and refuse new reads (a waiting read fails). Called before
+    /// the writer stops, so that the writer's connection is the last to close: only a
+    /// read-write connection checkpoints the WAL and removes it when it closes last, and a WAL
+    /// left behind must be read again by the next start.
+    pub fn close(&self) {
+        self.permits.close();
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
     /// Take an idle connection (or open one: the permit guarantees room), run `f`, give it back.
     fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
@@ -88,7 +99,9 @@ impl Readers {
         };
         let out = f(&conn);
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
+            if !self.permits.is_closed() {
+                idle.push(conn);
+            }
         }
         out
     }

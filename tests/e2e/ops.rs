@@ -381,6 +381,14 @@ fn sigterm_lets_an_in_flight_request_finish() {
     let text = String::from_utf8_lossy(&response);
     assert!(text.starts_with("HTTP/1.1 201"), "{text}");
     server.stop();
+    // A clean stop checkpoints the WAL into the database and removes it, so the next start has
+    // nothing to replay (read-only connections closing last would leave it behind).
+    let wal = server.dir.path().join("data/grouptalk-scim.db-wal");
+    assert!(
+        !wal.exists(),
+        "WAL left after a clean stop: {}",
+        wal.display()
+    );
     // The acknowledged write is on disk after the clean stop.
     let conn =
         rusqlite::Connection::open(server.dir.path().join("data/grouptalk-scim.db")).unwrap();
