@@ -600,13 +600,16 @@ pub fn list(
         where_sql.push(')');
         params.extend(compiled.params);
     }
-    let total: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT count(*) FROM resources r WHERE {where_sql}"
-        ))?
-        .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+    let count_all = |params: &[rusqlite::types::Value]| -> Result<usize> {
+        let n: i64 = conn
+            .prepare_cached(&format!(
+                "SELECT count(*) FROM resources r WHERE {where_sql}"
+            ))?
+            .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+        Ok(n as usize)
+    };
     if q.count == 0 {
-        return Ok((total as usize, Vec::new()));
+        return Ok((count_all(&params)?, Vec::new()));
     }
     let order = match &q.sort {
         Some((expr, desc)) => format!(
@@ -621,14 +624,23 @@ pub fn list(
         "SELECT {COLUMNS} FROM resources r WHERE {where_sql} ORDER BY {order} LIMIT {} OFFSET ?",
         q.count
     );
-    params.push((q.start_index.saturating_sub(1) as i64).into());
+    let offset = q.start_index.saturating_sub(1);
+    let mut page_params = params.clone();
+    page_params.push((offset as i64).into());
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), from_row)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(page_params.iter()), from_row)?;
     let mut out = Vec::new();
     for row in rows {
         out.push(to_stored(row?)?);
     }
-    Ok((total as usize, out))
+    // A first page that is not full holds every match: that is the total, without counting
+    // again (Entra's `userName eq` lookups are all such pages).
+    let total = if offset == 0 && out.len() < q.count {
+        out.len()
+    } else {
+        count_all(&params)?
+    };
+    Ok((total, out))
 }
 
 /// The enterprise manager id of a user document, if any.

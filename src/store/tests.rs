@@ -444,3 +444,27 @@ fn point_lookups_are_the_indexed_equalities() {
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq \"1\""
     ));
 }
+
+/// `totalResults` is the number of matches whatever the page: counted when the page is full or
+/// not the first, taken from the page when a first page holds every match.
+#[test]
+fn list_totals_do_not_depend_on_the_page() {
+    let (fx, _) = fixture();
+    let f = filter::parse("userName co \"o\"").unwrap();
+    let page = |start_index, count| {
+        let q = ListQuery {
+            filter: Some(f.clone()),
+            sort: None,
+            start_index,
+            count,
+        };
+        let (total, rows) = resources::list(&fx.conn, &fx.tenant, ResourceKind::User, &q).unwrap();
+        (total, rows.len())
+    };
+    assert_eq!(page(1, 10), (3, 3));
+    assert_eq!(page(1, 3), (3, 3));
+    assert_eq!(page(1, 2), (3, 2));
+    assert_eq!(page(1, 0), (3, 0));
+    assert_eq!(page(3, 10), (3, 1));
+    assert_eq!(page(5, 10), (3, 0));
+}
