@@ -86,6 +86,13 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
+            // Nobody waits for this job any more (the request timed out or its client went
+            // away): applying it would commit a change no one was told about. Skip it; the
+            // client's retry does it again.
+            if tx.is_closed() {
+                let nothing: Reply = Box::new(|_| {});
+                return (false, nothing);
+            }
             let result = match conn {
                 Ok(conn) => f(conn),
                 Err(e) => Err(e),

@@ -421,3 +421,38 @@ fn database_file_that_is_not_a_database_refuses_to_start() {
     std::fs::write(&db, vec![0x5au8; 64 * 1024]).unwrap();
     assert_refuses_to_start(&server, &db, &["database"]);
 }
+
+/// `limits.request_timeout_secs` bounds a request stuck behind an outside write lock: 503 with
+/// Retry-After well before the 5 s busy timeout, and the abandoned create is not applied once
+/// the lock goes away (nobody was told it succeeded; Entra's retry creates it).
+#[test]
+fn a_request_past_its_timeout_gets_503_and_is_not_applied_later() {
+    let server = Server::start_with("[limits]\nrequest_timeout_secs = 1\n", &[]);
+    let token = server.tenant_token("acme");
+    let scim = server.as_tenant(&token);
+    create_user(&scim, "before@contoso.com");
+
+    let admin = Connection::open(server.db_path()).unwrap();
+    admin.execute_batch("BEGIN IMMEDIATE").unwrap();
+    admin
+        .execute_batch("UPDATE tenants SET name = name")
+        .unwrap();
+    let (r, took) = timed(|| scim.post("/Users", &json!({"userName": "late@contoso.com"})));
+    assert_retry_later(&r, &[503]);
+    assert!(
+        took < Duration::from_secs(4),
+        "answered after {took:?}: the 1 s request timeout did not fire"
+    );
+    admin.execute_batch("ROLLBACK").unwrap();
+    drop(admin);
+
+    // The writer gets the lock now and reaches the abandoned job: it must skip it.
+    let after = create_user(&scim, "after@contoso.com");
+    assert!(!after.is_empty());
+    assert_eq!(
+        scim.filter("/Users", "userName eq \"late@contoso.com\"")
+            .body["totalResults"],
+        0,
+        "the timed-out create was applied after its 503"
+    );
+}
