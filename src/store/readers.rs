@@ -97,7 +97,7 @@ impl Readers {
             Some(c) => c,
             None => open_reader(&self.path)?,
         };
-        let out = f(&conn);
+        let out = in_read_transaction(&conn, f);
         if let Ok(mut idle) = self.idle.lock() {
             if !self.permits.is_closed() {
                 idle.push(conn);
@@ -105,6 +105,27 @@ impl Readers {
         }
         out
     }
+}
+
+/// Run `f` in one read transaction: every statement of a read (a page, its count, each row's
+/// members or groups) sees the same snapshot, and the WAL read lock is taken once instead of per
+/// statement.
+fn in_read_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    conn.prepare_cached("BEGIN")?.execute([])?;
+    let out = f(conn);
+    // Nothing to keep or undo in a read: COMMIT just ends the snapshot. Should it fail, the
+    // connection is left in a transaction; ROLLBACK makes sure it is not reused in one.
+    if conn
+        .prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .is_err()
+    {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    out
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
