@@ -207,14 +207,8 @@ async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Val
     let want = wants_related(&s, projection);
     let rows = if want {
         let copy = s.clone();
-        let read = move |conn: &rusqlite::Connection| store::related_of(conn, &copy);
-        let store = &ctx.app.store;
-        let rows = if heavy_related(s.kind, projection) {
-            store.read(read).await
-        } else {
-            store.read_point(read).await
-        };
-        Some(rows.map_err(store_err)?)
+        let read_rows = move |conn: &rusqlite::Connection| store::related_of(conn, &copy);
+        Some(read(ctx, !heavy_related(s.kind, projection), read_rows).await?)
     } else {
         None
     };
@@ -225,6 +219,22 @@ async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Val
 fn wants_related(s: &Stored, projection: &Projection) -> bool {
     let rt = s.kind.resource_type();
     projection.wants(rt, related_name(s.kind))
+}
+
+/// Run a read as a point read (on this thread) when `point`, else on a blocking thread; see
+/// `Store::read_point`.
+async fn read<T, F>(ctx: &Ctx, point: bool, f: F) -> Result<T, ScimError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> crate::store::Result<T> + Send + 'static,
+{
+    let store = &ctx.app.store;
+    if point {
+        store.read_point(f).await
+    } else {
+        store.read(f).await
+    }
+    .map_err(store_err)
 }
 
 /// Whether the response may carry a group's members: their number has no bound, so such a
@@ -287,7 +297,7 @@ pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Bod
     let projection = ctx.projection(rt)?;
     let (tenant, id_owned) = (ctx.tenant(), id.to_string());
     let proj = projection.clone();
-    let read = move |conn: &rusqlite::Connection| {
+    let lookup = move |conn: &rusqlite::Connection| {
         let Some(s) = store::get(conn, &tenant, kind, &id_owned)? else {
             return Ok(None);
         };
@@ -299,13 +309,7 @@ pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Bod
         Ok(Some((s, related)))
     };
     // A lookup by id is one index probe, except a group's members (100,000 rows, perhaps).
-    let store = &ctx.app.store;
-    let found = if heavy_related(kind, &projection) {
-        store.read(read).await
-    } else {
-        store.read_point(read).await
-    }
-    .map_err(store_err)?;
+    let found = read(ctx, !heavy_related(kind, &projection), lookup).await?;
     let (stored, related) =
         found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
     let etag = stored.etag();
@@ -474,7 +478,7 @@ async fn run_list(
         .is_some_and(|f| query::is_point_lookup(f, rt))
         && !heavy_related(kind, &req.projection);
     // One read for the page and, when wanted, each resource's members/groups.
-    let read = move |conn: &rusqlite::Connection| {
+    let page = move |conn: &rusqlite::Connection| {
         let (total, rows) = store::list(conn, &tenant, kind, &q)?;
         let mut out = Vec::with_capacity(rows.len());
         for s in rows {
@@ -487,13 +491,7 @@ async fn run_list(
         }
         Ok((total, out))
     };
-    let store = &ctx.app.store;
-    let (total, rows) = if point {
-        store.read_point(read).await
-    } else {
-        store.read(read).await
-    }
-    .map_err(store_err)?;
+    let (total, rows) = read(ctx, point, page).await?;
     let out = rows
         .into_iter()
         .map(|(s, related)| render_with(ctx, &s, related, &req.projection))
