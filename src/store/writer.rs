@@ -54,6 +54,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let metrics = Arc::new(WriterMetrics::default());
         let m = metrics.clone();
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
         let checkpointer = Checkpointer::start(&conn)?;
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -205,21 +206,27 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
 }
 
 /// How long the checkpointer lets commits accumulate before copying them into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 
-/// WAL checkpoints mostly on their own thread and connection. SQLite's automatic checkpoint runs
-/// inside the COMMIT that crosses 1000 WAL pages: copying every page into the database file there
-/// made one batch in a few wait 10–100 ms (at 1M users) and held every queued write behind it.
-/// A PASSIVE checkpoint here, a quarter second after commits, copies most pages alongside the
-/// writer (it never blocks it).
+/// WAL size (pages) at which a COMMIT on the writer runs SQLite's automatic checkpoint itself.
+/// ~40 MB: the background checkpoint copies pages long before, so the writer's own checkpoint
+/// only copies the last few commits — but it is the one that lets the WAL start over (below).
+const WRITER_CHECKPOINT_PAGES: i64 = 10_000;
+
+/// WAL checkpoints mostly on their own thread and connection, off the single writer's path.
+/// At SQLite's default (a checkpoint inside the COMMIT that crosses 1000 WAL pages) copying pages
+/// into the database file took a third of the writer thread's time under sustained creates, and
+/// made one batch in a few wait 10–100 ms (at 1M users) with every queued write behind it. A
+/// PASSIVE checkpoint here, shortly after commits, copies pages alongside the writer (it never
+/// blocks it).
 ///
-/// The automatic checkpoint stays on all the same: the WAL file only starts over from its
-/// beginning when a write transaction begins right after a checkpoint that caught up, which under
-/// sustained writes only the writer's own checkpoint achieves (the background one always lags by
-/// the commits made meanwhile). Without it the WAL grew by every page written (0.9 GB after ten
-/// seconds of creates) and the next start had to read it all. The writer's checkpoint now finds
-/// most pages copied already. Durability is unchanged: a COMMIT still fsyncs the WAL
-/// (`synchronous=FULL`) before any reply is sent.
+/// The writer keeps an automatic checkpoint all the same, at `WRITER_CHECKPOINT_PAGES`: the WAL
+/// file only starts over from its beginning when a write transaction begins right after a
+/// checkpoint that caught up, which under sustained writes only the writer's own checkpoint
+/// achieves (the background one always lags by the commits made meanwhile). Without it the WAL
+/// grew by every page written (0.9 GB after ten seconds of creates) and the next start had to
+/// read it all. Durability is unchanged: a COMMIT still fsyncs the WAL (`synchronous=FULL`)
+/// before any reply is sent.
 struct Checkpointer {
     nudge: mpsc::SyncSender<()>,
     thread: JoinHandle<()>,
