@@ -212,7 +212,7 @@ async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Val
     } else {
         None
     };
-    Ok(render_with(ctx, &s, rows, projection))
+    Ok(render_with(ctx, s, rows, projection))
 }
 
 /// Whether the response carries a group's `members` or a user's `groups`.
@@ -253,7 +253,7 @@ fn related_name(kind: ResourceKind) -> &'static str {
 /// The SCIM JSON of a stored resource; `related` holds its members/groups when wanted.
 fn render_with(
     ctx: &Ctx,
-    s: &Stored,
+    s: Stored,
     related: Option<Vec<Member>>,
     projection: &Projection,
 ) -> Value {
@@ -277,7 +277,7 @@ fn render_with(
             extra.push((related_name(s.kind), Value::Array(list)));
         }
     }
-    let mut v = render::resource(rt, &s.doc, &meta, extra);
+    let mut v = render::resource(rt, s.doc, &meta, extra);
     projection.apply(rt, &mut v);
     v
 }
@@ -313,7 +313,7 @@ pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Bod
     let (stored, related) =
         found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
     let etag = stored.etag();
-    let body = render_with(ctx, &stored, related, &projection);
+    let body = render_with(ctx, stored, related, &projection);
     Ok(response::resource(200, &body, &etag, None))
 }
 
@@ -354,7 +354,7 @@ pub async fn create(
         .await?;
     let etag = stored.etag();
     let location = ctx.location(rt, &stored.id);
-    let body = render_with(ctx, &stored, related, &projection);
+    let body = render_with(ctx, stored, related, &projection);
     Ok(response::resource(201, &body, &etag, Some(&location)))
 }
 
@@ -494,7 +494,7 @@ async fn run_list(
     let (total, rows) = read(ctx, point, page).await?;
     let out = rows
         .into_iter()
-        .map(|(s, related)| render_with(ctx, &s, related, &req.projection))
+        .map(|(s, related)| render_with(ctx, s, related, &req.projection))
         .collect();
     Ok((total, out))
 }

@@ -18,10 +18,11 @@ pub struct Meta<'a> {
 }
 
 /// The full resource: `schemas`, `id`, the document's attributes, then `extra` (members,
-/// groups…) and `meta`. `schemas` lists the core schema and every extension present.
+/// groups…) and `meta`. `schemas` lists the core schema and every extension present. Takes the
+/// document by value: its attributes move into the result instead of being copied.
 pub fn resource(
     rt: &'static ResourceType,
-    doc: &Value,
+    doc: Value,
     meta: &Meta<'_>,
     extra: Vec<(&'static str, Value)>,
 ) -> Value {
@@ -37,10 +38,8 @@ pub fn resource(
     }
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), meta.id.into());
-    if let Some(obj) = doc.as_object() {
-        for (k, v) in obj {
-            out.insert(k.clone(), v.clone());
-        }
+    if let Value::Object(obj) = doc {
+        out.extend(obj);
     }
     for (k, v) in extra {
         out.insert(k.into(), v);
@@ -291,7 +290,7 @@ mod tests {
             ENTERPRISE_USER: {"costCenter": "C1", "department": "D"}});
         resource(
             &USER_TYPE,
-            &doc,
+            doc,
             &Meta {
                 id: "1",
                 version: 2,
