@@ -1,10 +1,17 @@
-//! Bearer authentication: signature and claims (`auth::SigningKey::verify`), then a database
-//! check that the token id is known, belongs to the claimed tenant, is not revoked and not
-//! expired. The tenant comes from the token only. Every failure is the same 401 for the client;
-//! the reason is logged with the token id, never the token.
+//! Bearer authentication in two halves. `verify`: signature and claims
+//! (`auth::SigningKey::verify`), no I/O. `check`: the database confirms that the token id is
+//! known, belongs to the claimed tenant and is not revoked — on every request, so a revocation
+//! holds from the next request on. The tenant comes from the token only. Every failure is the
+//! same 401 for the client; the reason is logged with the token id, never the token.
+//!
+//! `check` runs either in a read of its own (`confirm`, before anything is written) or as the
+//! first statement of the request's own read transaction (`http::resources::read`): a lookup then
+//! takes one read transaction instead of two. Either way nothing is returned or changed before
+//! it passed; `http::router` confirms any request that ends without having read.
 
 use hyper::header::AUTHORIZATION;
 use hyper::HeaderMap;
+use rusqlite::Connection;
 
 use crate::app::App;
 use crate::auth::{unix_now, Principal, TokenError};
@@ -22,32 +29,45 @@ pub enum AuthFailure {
     Store(StoreError),
 }
 
-pub async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
-    let token = bearer(headers).ok_or(AuthFailure::Rejected(TokenError::Malformed))?;
-    let now = unix_now();
-    let claims = app.key.verify(token, now).map_err(AuthFailure::Rejected)?;
-    let jti = claims.jti.clone();
-    let record = app
-        .store
-        // A primary-key lookup: run on this thread (see `Store::read_point`).
-        .read_point(move |conn| tokens::get(conn, &jti))
+/// The signature half: who the token says it is. Not yet a caller: see `check`.
+pub fn verify(app: &App, headers: &HeaderMap) -> Result<Principal, TokenError> {
+    let token = bearer(headers).ok_or(TokenError::Malformed)?;
+    let claims = app.key.verify(token, unix_now())?;
+    Ok(Principal {
+        tenant_id: claims.tid,
+        token_id: claims.jti,
+    })
+}
+
+/// The database half, inside whatever transaction `conn` is in.
+pub fn check(conn: &Connection, claimed: &Principal) -> store::Result<Result<(), TokenError>> {
+    Ok(match tokens::state(conn, &claimed.token_id)? {
+        None => Err(TokenError::Unknown),
+        Some(t) if t.tenant_id != claimed.tenant_id => Err(TokenError::Invalid),
+        Some(t) if t.revoked => Err(TokenError::Revoked),
+        Some(_) => Ok(()),
+    })
+}
+
+/// `check` in a read of its own (an index point lookup, run on this thread).
+pub async fn confirm(app: &Arc<App>, claimed: &Principal) -> Result<(), AuthFailure> {
+    let who = claimed.clone();
+    app.store
+        .read_point(move |conn| check(conn, &who))
         .await
         .map_err(AuthFailure::Store)?
-        .ok_or(AuthFailure::Rejected(TokenError::Unknown))?;
-    if record.tenant_id != claims.tid {
-        return Err(AuthFailure::Rejected(TokenError::Invalid));
-    }
-    if record.revoked.is_some() {
-        return Err(AuthFailure::Rejected(TokenError::Revoked));
-    }
-    let principal = Principal {
-        tenant_id: record.tenant_id,
-        token_id: record.id,
-    };
+        .map_err(AuthFailure::Rejected)?;
+    confirmed(app, claimed);
+    Ok(())
+}
+
+/// After the database confirmed the token: remember its use (best effort, at most once per
+/// interval, off the request path: a lost `last_used` update is harmless).
+pub fn confirmed(app: &Arc<App>, principal: &Principal) {
+    app.metrics.saw_token(&principal.token_id);
     if app.touch_due(&principal.token_id) {
         let id = principal.token_id.clone();
         let store = app.store.clone();
-        // Best effort and off the request path: a lost `last_used` update is harmless.
         tokio::spawn(async move {
             let at = store::now_rfc3339();
             if let Err(e) = store.write(move |conn| tokens::touch(conn, &id, &at)).await {
@@ -55,5 +75,4 @@ pub async fn authenticate(app: &Arc<App>, headers: &HeaderMap) -> Result<Princip
             }
         });
     }
-    Ok(principal)
 }

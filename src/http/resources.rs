@@ -1,17 +1,19 @@
 //! Handlers for `/Users` and `/Groups`: parse with `scim`, run in `store`, render the result.
 //! Users and Groups share every handler; what differs lives in the schema table.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hyper::body::Incoming;
 use hyper::header::{HOST, IF_MATCH};
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 
+use super::auth::{self, AuthFailure};
 use super::reqlog::Draft;
 use super::response::{self, Body};
 use crate::app::App;
-use crate::auth::Principal;
+use crate::auth::{Principal, TokenError};
 use crate::scim::error::ScimError;
 use crate::scim::list::{self, ListParams, ListRequest};
 use crate::scim::render::{self, Meta, Projection};
@@ -24,7 +26,12 @@ use crate::store::{query, StoreError};
 /// What a handler needs to know about its request.
 pub struct Ctx {
     pub app: Arc<App>,
+    /// Who the token claims to be (signature verified). Until `confirmed` the database has not
+    /// yet confirmed it: `read` does so inside its transaction, `write` before it.
     pub principal: Principal,
+    confirmed: AtomicBool,
+    /// Why the database refused the token, once it did (for the router's log line).
+    refused: Mutex<Option<TokenError>>,
     draft: Arc<Draft>,
     host: Option<String>,
     if_match: Option<String>,
@@ -57,11 +64,62 @@ impl Ctx {
         Ok(Ctx {
             app,
             principal,
+            confirmed: AtomicBool::new(false),
+            refused: Mutex::new(None),
             draft,
             host,
             if_match: header(IF_MATCH),
             params,
         })
+    }
+
+    /// Whether the database has confirmed the token for this request.
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed.load(Ordering::Acquire)
+    }
+
+    /// Why the token was refused, if it was.
+    pub fn refusal(&self) -> Option<TokenError> {
+        self.refused.lock().ok().and_then(|r| *r)
+    }
+
+    /// Confirm the token in a read of its own, unless a read already did.
+    pub async fn confirm(&self) -> Result<(), ScimError> {
+        if self.is_confirmed() {
+            return Ok(());
+        }
+        match auth::confirm(&self.app, &self.principal).await {
+            Ok(()) => {
+                self.mark_confirmed(false);
+                Ok(())
+            }
+            Err(AuthFailure::Rejected(why)) => Err(self.refuse(why)),
+            Err(AuthFailure::Store(e)) => Err(e.into_scim()),
+        }
+    }
+
+    /// The router confirmed the token (`auth::confirm`) before building this context.
+    pub fn confirmed_elsewhere(&self) {
+        self.mark_confirmed(false);
+    }
+
+    /// The database confirmed the token; `record_use` unless `auth::confirm` already did.
+    fn mark_confirmed(&self, record_use: bool) {
+        if record_use {
+            auth::confirmed(&self.app, &self.principal);
+        }
+        self.draft.update(|e| {
+            e.tenant_id = Some(self.principal.tenant_id.clone());
+            e.token_id = Some(self.principal.token_id.clone());
+        });
+        self.confirmed.store(true, Ordering::Release);
+    }
+
+    fn refuse(&self, why: TokenError) -> ScimError {
+        if let Ok(mut r) = self.refused.lock() {
+            *r = Some(why);
+        }
+        ScimError::unauthorized()
     }
 
     /// Record which resource the request is about, for the provisioning log.
@@ -81,6 +139,8 @@ impl Ctx {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> crate::store::Result<(T, Logged)> + Send + 'static,
     {
+        // Nothing is written for a token the database has not confirmed.
+        self.confirm().await?;
         let draft = self.draft.clone();
         let result = self
             .app
@@ -222,19 +282,39 @@ fn wants_related(s: &Stored, projection: &Projection) -> bool {
 }
 
 /// Run a read as a point read (on this thread) when `point`, else on a blocking thread; see
-/// `Store::read_point`.
+/// `Store::read_point`. While the token is not yet confirmed, its database check runs first in
+/// the same read transaction: nothing `f` read leaves it unless the token passed.
 async fn read<T, F>(ctx: &Ctx, point: bool, f: F) -> Result<T, ScimError>
 where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Connection) -> crate::store::Result<T> + Send + 'static,
 {
+    let claimed = (!ctx.is_confirmed()).then(|| ctx.principal.clone());
+    let checking = claimed.is_some();
+    let job = move |conn: &rusqlite::Connection| {
+        if let Some(who) = &claimed {
+            if let Err(why) = auth::check(conn, who)? {
+                return Ok(Err(why));
+            }
+        }
+        f(conn).map(Ok)
+    };
     let store = &ctx.app.store;
-    if point {
-        store.read_point(f).await
+    let outcome = if point {
+        store.read_point(job).await
     } else {
-        store.read(f).await
+        store.read(job).await
     }
-    .map_err(store_err)
+    .map_err(store_err)?;
+    match outcome {
+        Ok(value) => {
+            if checking {
+                ctx.mark_confirmed(true);
+            }
+            Ok(value)
+        }
+        Err(why) => Err(ctx.refuse(why)),
+    }
 }
 
 /// Whether the response may carry a group's members: their number has no bound, so such a

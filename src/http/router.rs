@@ -12,12 +12,13 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response};
 use serde_json::Value;
 
-use super::auth::{authenticate, AuthFailure};
+use super::auth::{self, AuthFailure};
 use super::metrics::{RequestLabels, RouteLabels};
 use super::reqlog::Draft;
 use super::resources::{self, Ctx};
 use super::response::{self, Body};
 use crate::app::App;
+use crate::auth::{Principal, TokenError};
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
@@ -132,28 +133,40 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
     else {
         return Outcome::Scim(Err(ScimError::not_found(format!("no resource at {path}"))));
     };
-    let principal = match authenticate(app, req.headers()).await {
+    let principal = match auth::verify(app, req.headers()) {
         Ok(p) => p,
-        Err(AuthFailure::Rejected(why)) => {
-            tracing::warn!(reason = why.as_str(), path = %path, "authentication failed");
-            draft.update(|e| e.detail = Some(format!("token refused: {}", why.as_str())));
-            return Outcome::Scim(Err(ScimError::unauthorized()));
-        }
-        Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
+        Err(why) => return refused(draft, why, &path),
     };
-    draft.update(|e| {
-        e.tenant_id = Some(principal.tenant_id.clone());
-        e.token_id = Some(principal.token_id.clone());
-    });
-    app.metrics.saw_token(&principal.token_id);
+    let method = req.method().clone();
+    // The database half of authentication: a GET runs it inside its own read transaction
+    // (`resources::read`); anything else before it starts, as every write must.
+    let ctx = if method == Method::GET {
+        Ctx::new(app.clone(), principal.clone(), &req, draft.clone())
+    } else {
+        match auth::confirm(app, &principal).await {
+            Ok(()) => {}
+            Err(AuthFailure::Rejected(why)) => return refused(draft, why, &path),
+            Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
+        }
+        Ctx::new(app.clone(), principal.clone(), &req, draft.clone())
+            .inspect(Ctx::confirmed_elsewhere)
+    };
     if app.limiter.check_key(&principal.token_id).is_err() {
-        return Outcome::Scim(Err(ScimError::too_many_requests(
-            "Request rate limit for this token exceeded; retry after the delay in Retry-After",
-        )));
+        return finish_unread(
+            app,
+            &principal,
+            draft,
+            &path,
+            ctx.as_ref().is_ok_and(Ctx::is_confirmed),
+            Err(ScimError::too_many_requests(
+                "Request rate limit for this token exceeded; retry after the delay in Retry-After",
+            )),
+        )
+        .await;
     }
-    let ctx = match Ctx::new(app.clone(), principal, &req, draft.clone()) {
+    let ctx = match ctx {
         Ok(ctx) => ctx,
-        Err(e) => return Outcome::Scim(Err(e)),
+        Err(e) => return finish_unread(app, &principal, draft, &path, false, Err(e)).await,
     };
     let segments: Vec<String> = rest
         .trim_matches('/')
@@ -166,11 +179,53 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
         })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let method = req.method().clone();
     let result = dispatch(&ctx, &method, &segs, req).await;
+    if let Some(why) = ctx.refusal() {
+        return refused(draft, why, &path);
+    }
+    let result = if ctx.is_confirmed() {
+        result
+    } else {
+        // Ended without a read (discovery, an error found before reading): no answer but 401
+        // for a token the database does not confirm.
+        ctx.confirm().await.and(result)
+    };
+    if let Some(why) = ctx.refusal() {
+        return refused(draft, why, &path);
+    }
     if let Err(e) = &result {
         if e.status >= 500 {
             tracing::error!(detail = %e.detail, "request failed");
+        }
+    }
+    Outcome::Scim(result)
+}
+
+/// The one answer to a token that failed: 401, the reason in the log, never the token.
+fn refused(draft: &Draft, why: TokenError, path: &str) -> Outcome {
+    tracing::warn!(reason = why.as_str(), path = %path, "authentication failed");
+    draft.update(|e| e.detail = Some(format!("token refused: {}", why.as_str())));
+    Outcome::Scim(Err(ScimError::unauthorized()))
+}
+
+/// Answer `result` for a request that stops before dispatch, once the database has confirmed
+/// the token (`confirmed`: already done) — else 401.
+async fn finish_unread(
+    app: &Arc<App>,
+    principal: &Principal,
+    draft: &Draft,
+    path: &str,
+    confirmed: bool,
+    result: Result<Response<Body>, ScimError>,
+) -> Outcome {
+    if !confirmed {
+        match auth::confirm(app, principal).await {
+            Ok(()) => draft.update(|e| {
+                e.tenant_id = Some(principal.tenant_id.clone());
+                e.token_id = Some(principal.token_id.clone());
+            }),
+            Err(AuthFailure::Rejected(why)) => return refused(draft, why, path),
+            Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
         }
     }
     Outcome::Scim(result)

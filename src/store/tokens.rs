@@ -58,6 +58,28 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<TokenRecord>> {
         .optional()?)
 }
 
+/// What a request's authentication needs to know of a token (see `http::auth::check`).
+pub struct TokenState {
+    pub tenant_id: String,
+    pub revoked: bool,
+}
+
+/// The per-request lookup: two columns, one statement text (cached), no row mapping to spare.
+pub fn state(conn: &Connection, id: &str) -> Result<Option<TokenState>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT t.tenant_id, t.revoked IS NOT NULL FROM tokens t \
+             JOIN tenants n ON n.id = t.tenant_id WHERE t.id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok(TokenState {
+                tenant_id: r.get(0)?,
+                revoked: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 pub fn list(conn: &Connection, tenant_name: Option<&str>) -> Result<Vec<TokenRecord>> {
     let mut stmt = conn.prepare(&format!(
         "{SELECT} WHERE (?1 IS NULL OR n.name = ?1) ORDER BY n.name, t.created"

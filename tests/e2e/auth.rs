@@ -79,6 +79,60 @@ fn revoked_token_is_refused_on_the_next_request_without_restart() {
     assert_eq!(server.as_tenant(&t2).get("/Users").status, 200);
 }
 
+/// A GET checks its token inside its own read transaction; whatever path a GET takes — a point
+/// lookup, a group's members, discovery without any read, an error found before reading — a
+/// revoked token gets the same 401 and nothing else.
+#[test]
+fn revoked_token_gets_401_on_every_read_route_whatever_it_would_have_answered() {
+    let server = Server::start();
+    let token = server.tenant_token("acme");
+    let scim = server.as_tenant(&token);
+    let user = scim.post("/Users", &user_body("alice@contoso.com"));
+    let uid = user.body["id"].as_str().unwrap().to_string();
+    let group = scim.post(
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Dispatch", "members": [{"value": uid}]}),
+    );
+    let gid = group.body["id"].as_str().unwrap().to_string();
+    let jti = claims(&token)["jti"].as_str().unwrap().to_string();
+    assert!(server.cli(&["token", "revoke", &jti]).0);
+    let routes = [
+        "/Users?filter=userName+eq+%22alice%40contoso.com%22".to_string(),
+        format!("/Users/{uid}"),
+        format!("/Groups/{gid}"),
+        format!("/Groups/{gid}?excludedAttributes=members"),
+        "/Users".into(),
+        "/Users/no-such-id".into(),
+        "/Users?filter=userName+eq".into(),
+        "/Users?filter=%FF".into(),
+        "/Users?sortOrder=sideways".into(),
+        "/Schemas".into(),
+        "/ServiceProviderConfig".into(),
+        "/NoSuchEndpoint".into(),
+    ];
+    for route in &routes {
+        let r = scim.get(route);
+        assert_401(&r);
+        let text = r.body.to_string();
+        assert!(
+            !text.contains("alice") && !text.contains("Dispatch"),
+            "{route}: {text}"
+        );
+    }
+    // The same routes with a good token of the same tenant answer as usual.
+    let fresh = server.token("acme");
+    let ok = server.as_tenant(&fresh);
+    assert_eq!(ok.get(&routes[0]).body["totalResults"], 1);
+    assert_eq!(ok.get(&format!("/Users/{uid}")).status, 200);
+    assert_scim_error(
+        &ok.get("/Users?filter=userName+eq"),
+        400,
+        Some("invalidFilter"),
+    );
+    assert_eq!(ok.get("/Schemas").status, 200);
+}
+
 #[test]
 fn expired_token_is_401() {
     let server = Server::start();
