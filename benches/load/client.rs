@@ -149,6 +149,8 @@ pub struct Outcome {
     /// filled in by the caller.
     pub server_cpu_s: f64,
     pub client_cpu_s: f64,
+    /// Whether the server was idle when the phase began (see `Running::settle`).
+    pub settled: bool,
     /// Latencies of the `ok` requests in microseconds, sorted.
     latencies_us: Vec<u32>,
 }
@@ -245,6 +247,7 @@ pub async fn run(
         elapsed: duration,
         server_cpu_s: 0.0,
         client_cpu_s: 0.0,
+        settled: true,
         latencies_us: Vec::new(),
     };
     for t in tasks {

@@ -211,8 +211,10 @@ async fn run(args: Args) -> Result<()> {
                     server::cpu_seconds("/proc/self/stat")?,
                 ))
             };
+            let settled = server_ref.settle(Duration::from_secs(60)).await?;
             let before = cpu()?;
             let mut o = client::run(&target, c, w, d, expect, make).await?;
+            o.settled = settled;
             let after = cpu()?;
             o.server_cpu_s = after.0 - before.0;
             o.client_cpu_s = after.1 - before.1;
@@ -428,6 +430,7 @@ impl PhaseResult {
             first_error: o.first_error.clone(),
             server_cpu_us: o.server_cpu_s * 1e6 / o.completed.max(1) as f64,
             client_cpu_us: o.client_cpu_s * 1e6 / o.completed.max(1) as f64,
+            settled: o.settled,
         }
     }
 }

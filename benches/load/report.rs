@@ -25,6 +25,9 @@ pub struct PhaseResult {
     /// CPU time per request (warm-up included), microseconds: server and load generator.
     pub server_cpu_us: f64,
     pub client_cpu_us: f64,
+    /// Whether the server was idle when the phase began (else the previous phase's leftovers
+    /// ran alongside it).
+    pub settled: bool,
 }
 
 impl PhaseResult {
@@ -117,6 +120,12 @@ impl Report {
         );
         if let Some(e) = &p.first_error {
             eprintln!("    first error: {e}");
+        }
+        if !p.settled {
+            self.note(format!(
+                "{}: the server was still busy after 60 s when the phase began; its figures include that work",
+                p.label
+            ));
         }
         self.phases.push(p);
     }
@@ -344,6 +353,7 @@ impl Report {
                     "requests": p.requests,
                     "errors": p.errors,
                     "first_error": p.first_error,
+                    "server_idle_at_start": p.settled,
                 })
             })
             .collect();

@@ -185,6 +185,24 @@ impl Running {
         cpu_seconds(&format!("/proc/{}/stat", self.pid()))
     }
 
+    /// Wait until the server is idle — under 5 % of a core over 200 ms — for at most `limit`.
+    /// Requests the generator gave up on at the end of a phase (a paged walk takes seconds each)
+    /// keep running in the server; their CPU would otherwise count against the next phase.
+    /// Returns whether it settled.
+    pub async fn settle(&self, limit: std::time::Duration) -> Result<bool> {
+        let started = std::time::Instant::now();
+        loop {
+            let before = self.cpu_seconds()?;
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if self.cpu_seconds()? - before < 0.01 {
+                return Ok(true);
+            }
+            if started.elapsed() > limit {
+                return Ok(false);
+            }
+        }
+    }
+
     pub fn stop(mut self) -> Result<()> {
         self.terminate()
     }
