@@ -140,34 +140,28 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
     let method = req.method().clone();
     // The database half of authentication: a GET runs it inside its own read transaction
     // (`resources::read`); anything else before it starts, as every write must.
-    let ctx = if method == Method::GET {
-        Ctx::new(app.clone(), principal.clone(), &req, draft.clone())
-    } else {
+    let confirmed_first = method != Method::GET;
+    if confirmed_first {
         match auth::confirm(app, &principal).await {
             Ok(()) => {}
             Err(AuthFailure::Rejected(why)) => return refused(draft, why, &path),
             Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
         }
-        Ctx::new(app.clone(), principal.clone(), &req, draft.clone())
-            .inspect(Ctx::confirmed_elsewhere)
-    };
+    }
+    let ctx = Ctx::new(app.clone(), principal.clone(), &req, draft.clone());
     if app.limiter.check_key(&principal.token_id).is_err() {
-        return finish_unread(
-            app,
-            &principal,
-            draft,
-            &path,
-            ctx.as_ref().is_ok_and(Ctx::is_confirmed),
-            Err(ScimError::too_many_requests(
-                "Request rate limit for this token exceeded; retry after the delay in Retry-After",
-            )),
-        )
-        .await;
+        let slow_down = ScimError::too_many_requests(
+            "Request rate limit for this token exceeded; retry after the delay in Retry-After",
+        );
+        return finish_unread(app, &principal, draft, &path, confirmed_first, slow_down).await;
     }
     let ctx = match ctx {
         Ok(ctx) => ctx,
-        Err(e) => return finish_unread(app, &principal, draft, &path, false, Err(e)).await,
+        Err(e) => return finish_unread(app, &principal, draft, &path, confirmed_first, e).await,
     };
+    if confirmed_first {
+        ctx.confirmed_elsewhere();
+    }
     let segments: Vec<String> = rest
         .trim_matches('/')
         .split('/')
@@ -208,7 +202,7 @@ fn refused(draft: &Draft, why: TokenError, path: &str) -> Outcome {
     Outcome::Scim(Err(ScimError::unauthorized()))
 }
 
-/// Answer `result` for a request that stops before dispatch, once the database has confirmed
+/// Answer `error` for a request that stops before dispatch, once the database has confirmed
 /// the token (`confirmed`: already done) — else 401.
 async fn finish_unread(
     app: &Arc<App>,
@@ -216,19 +210,20 @@ async fn finish_unread(
     draft: &Draft,
     path: &str,
     confirmed: bool,
-    result: Result<Response<Body>, ScimError>,
+    error: ScimError,
 ) -> Outcome {
     if !confirmed {
         match auth::confirm(app, principal).await {
-            Ok(()) => draft.update(|e| {
-                e.tenant_id = Some(principal.tenant_id.clone());
-                e.token_id = Some(principal.token_id.clone());
-            }),
+            Ok(()) => {}
             Err(AuthFailure::Rejected(why)) => return refused(draft, why, path),
             Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
         }
     }
-    Outcome::Scim(result)
+    draft.update(|e| {
+        e.tenant_id = Some(principal.tenant_id.clone());
+        e.token_id = Some(principal.token_id.clone());
+    });
+    Outcome::Scim(Err(error))
 }
 
 fn resource_kind(segment: &str) -> Option<ResourceKind> {
