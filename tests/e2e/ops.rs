@@ -562,6 +562,20 @@ fn oversized_body_is_413_and_rate_limit_is_429_with_retry_after() {
             .unwrap()
             >= 1
     );
+    // A write the limiter stops is refused before it runs; both refusals are in the provisioning
+    // log under their tenant (the token was confirmed before either answer).
+    let post = server
+        .as_tenant(&token)
+        .post("/Users", &json!({"userName": "late"}));
+    assert_scim_error(&post, 429, None);
+    let refused = |e: &Value, method: &str| e["status"] == 429 && e["method"] == method;
+    let entries = log_entries(&server, &["--tenant", "acme"], |e| {
+        e.iter().any(|x| refused(x, "GET")) && e.iter().any(|x| refused(x, "POST"))
+    });
+    assert!(
+        entries.iter().any(|x| refused(x, "GET")) && entries.iter().any(|x| refused(x, "POST")),
+        "{entries:?}"
+    );
 }
 
 #[test]
