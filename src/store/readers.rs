@@ -11,8 +11,13 @@
 //! - [`Readers::run_inline`] on the calling task's thread, for index point lookups (the token
 //!   check, a resource by id, `userName eq`), which take microseconds: a hop to another thread
 //!   and back costs more than the lookup itself.
+//!
+//! A blocking read whose request goes away (the client closed the connection, or the request
+//! timed out) is interrupted: SQLite's progress handler stops the statement at its next check, so
+//! an abandoned list walk (seconds at a million users) does not keep a connection and a core busy.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -70,8 +75,22 @@ impl Readers {
             .await
             .map_err(|_| StoreError::Other("read connections closed".into()))?;
         let this = self.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        // Set when this future is dropped before the read ends; harmless once it has ended.
+        let _on_drop = AbandonOnDrop(abandoned.clone());
         tokio::task::spawn_blocking(move || {
-            let out = this.with_connection(f);
+            let out = this.with_connection(|conn| {
+                conn.progress_handler(
+                    PROGRESS_OPS,
+                    Some(move || abandoned.load(Ordering::Relaxed)),
+                );
+                let out = f(conn);
+                conn.progress_handler(0, None::<fn() -> bool>);
+                if matches!(&out, Err(StoreError::Sqlite(e)) if is_interrupt(e)) {
+                    tracing::debug!("read abandoned by its request: interrupted");
+                }
+                out
+            });
             drop(permit);
             out
         })
@@ -110,6 +129,22 @@ impl Readers {
 /// Run `f` in one read transaction: every statement of a read (a page, its count, each row's
 /// members or groups) sees the same snapshot, and the WAL read lock is taken once instead of per
 /// statement.
+/// Virtual-machine steps between two checks of the progress handler (a few microseconds).
+const PROGRESS_OPS: std::os::raw::c_int = 10_000;
+
+/// Marks a blocking read as abandoned when the future awaiting it is dropped.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn is_interrupt(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)
+}
+
 fn in_read_transaction<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T>,
@@ -139,4 +174,44 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     conn.set_prepared_statement_cache_capacity(64);
     register_functions(&conn)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A read that would never end by itself (an unbounded recursive CTE) stops once the future
+    /// awaiting it is dropped: with a single connection, the next read can only run after that.
+    #[test]
+    fn an_abandoned_blocking_read_is_interrupted_and_frees_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _writer = crate::store::open_connection(&path).unwrap();
+        let readers = Arc::new(Readers::new(&path, 1));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let answer = runtime.block_on(async {
+            let endless = readers.run_blocking(|conn| {
+                Ok(conn.query_row(
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                     SELECT count(*) FROM c",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            });
+            let gave_up = tokio::time::timeout(Duration::from_millis(200), endless).await;
+            assert!(gave_up.is_err(), "the endless read ended by itself");
+            let next = readers
+                .run_blocking(|conn| Ok(conn.query_row("SELECT 42", [], |r| r.get::<_, i64>(0))?));
+            tokio::time::timeout(Duration::from_secs(30), next).await
+        });
+        // Do not wait for a read that never ends (the failure this test is about).
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        let answer = answer.expect("the abandoned read still holds the only connection");
+        assert_eq!(answer.unwrap(), 42);
+    }
 }
