@@ -2,7 +2,9 @@ use clap::Parser;
 
 /// mimalloc instead of the C library's allocator: musl's (the shipped static binary) serialises
 /// threads on one lock and glibc's spent a sixth of the server's time in malloc/free under load
-/// (scripts/bench profile). Only Rust allocations; SQLite keeps the C library's.
+/// (scripts/bench profile). The crate's `override` feature (Cargo.toml) also replaces malloc and
+/// free for the C code — SQLite, AWS-LC: under musl's allocator a durable create cost twice the
+/// server CPU it costs with glibc's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
