@@ -64,6 +64,14 @@ impl Draft {
         }
     }
 
+    /// The caller, once the database has confirmed its token.
+    pub fn set_caller(&self, caller: &crate::auth::Principal) {
+        self.update(|e| {
+            e.tenant_id = Some(caller.tenant_id.clone());
+            e.token_id = Some(caller.token_id.clone());
+        });
+    }
+
     /// The entry as it stands, with the elapsed time filled in.
     pub fn snapshot(&self) -> Entry {
         let mut e = self

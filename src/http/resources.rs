@@ -108,10 +108,7 @@ impl Ctx {
         if record_use {
             auth::confirmed(&self.app, &self.principal);
         }
-        self.draft.update(|e| {
-            e.tenant_id = Some(self.principal.tenant_id.clone());
-            e.token_id = Some(self.principal.token_id.clone());
-        });
+        self.draft.set_caller(&self.principal);
         self.confirmed.store(true, Ordering::Release);
     }
 

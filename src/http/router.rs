@@ -219,10 +219,7 @@ async fn finish_unread(
             Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
         }
     }
-    draft.update(|e| {
-        e.tenant_id = Some(principal.tenant_id.clone());
-        e.token_id = Some(principal.token_id.clone());
-    });
+    draft.set_caller(principal);
     Outcome::Scim(Err(error))
 }
 
