@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
                 // The same request again, on the result: still no panic, still atomic.
                 let before = doc.clone();
                 if patch::apply(rt, &mut doc, &req).is_err() {
-                    assert_eq!(doc, before, "failed second PATCH on {} changed the document", rt.name);
+                    assert_eq!(
+                        doc, before,
+                        "failed second PATCH on {} changed the document",
+                        rt.name
+                    );
                 }
             }
         }

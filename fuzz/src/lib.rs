@@ -194,7 +194,7 @@ pub fn render(rt: &'static ResourceType, doc: &Value) -> Value {
         location: "https://grouptalk.example/scim/v2/Users/2819c223-7f76-453a-919d-413861904646"
             .to_string(),
     };
-    grouptalk_scim::scim::render::resource(rt, doc, &meta, Vec::new())
+    grouptalk_scim::scim::render::resource(rt, doc.clone(), &meta, Vec::new())
 }
 
 /// Stored-form check shared by the `body` and `patch_apply` targets: `doc` satisfies
