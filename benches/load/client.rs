@@ -104,11 +104,14 @@ impl Target {
     }
 }
 
-/// One request: method, path with query, optional JSON body.
+/// One request: method, path with query, optional JSON body — and optionally a request that the
+/// same connection sends right after it, untimed (P3 removes each member it added, so the groups
+/// keep their sizes through the phase).
 pub struct Req {
     pub method: Method,
     pub path: String,
     pub body: Option<Bytes>,
+    pub then: Option<Box<Req>>,
 }
 
 impl Req {
@@ -117,6 +120,7 @@ impl Req {
             method: Method::GET,
             path: path.into(),
             body: None,
+            then: None,
         }
     }
 
@@ -125,6 +129,16 @@ impl Req {
             method,
             path: path.into(),
             body: Some(Bytes::from(body)),
+            then: None,
+        }
+    }
+
+    /// Send `next` on the same connection once this request is answered; it is not timed and
+    /// must answer with the phase's expected status too.
+    pub fn then(self, next: Req) -> Req {
+        Req {
+            then: Some(Box::new(next)),
+            ..self
         }
     }
 }
@@ -158,6 +172,23 @@ pub struct Outcome {
 impl Outcome {
     pub fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// One outcome of two runs of the same phase (slices of it): counts, time and CPU add up,
+    /// latencies pool.
+    pub fn merge(mut self, other: Outcome) -> Outcome {
+        self.ok += other.ok;
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.errors += other.errors;
+        self.first_error = self.first_error.or(other.first_error);
+        self.elapsed += other.elapsed;
+        self.server_cpu_s += other.server_cpu_s;
+        self.client_cpu_s += other.client_cpu_s;
+        self.settled &= other.settled;
+        self.latencies_us.extend(other.latencies_us);
+        self.latencies_us.sort_unstable();
+        self
     }
 
     /// The `q` quantile (0.0..=1.0) of latency, in milliseconds.
@@ -205,28 +236,43 @@ pub async fn run(
                 let done = Instant::now();
                 completed += 1;
                 let counted = sent >= measure_from && done <= end;
+                let result = match (result, &req.then) {
+                    (Ok((status, _)), Some(next)) if status == expect => {
+                        completed += 1;
+                        match target.send(&mut sender, next).await {
+                            Ok((status, body)) if status != expect => {
+                                Err((&**next, Ok((status, body))))
+                            }
+                            Ok(_) => Ok(status),
+                            Err(e) => Err((&**next, Err(e))),
+                        }
+                    }
+                    (Ok((status, _)), _) if status == expect => Ok(status),
+                    (other, _) => Err((&req, other)),
+                };
                 match result {
-                    Ok((status, _)) if status == expect => {
+                    Ok(_) => {
                         if counted {
                             let us = done.duration_since(sent).as_micros();
                             lat.push(u32::try_from(us).unwrap_or(u32::MAX));
                         }
                     }
-                    Ok((status, body)) => {
+                    Err((failed, Ok((status, body)))) => {
                         errors += 1;
                         first_error.get_or_insert_with(|| {
                             format!(
                                 "{} {} -> {status}: {}",
-                                req.method,
-                                req.path,
+                                failed.method,
+                                failed.path,
                                 String::from_utf8_lossy(&body[..body.len().min(300)])
                             )
                         });
                     }
-                    Err(e) => {
+                    Err((failed, Err(e))) => {
                         errors += 1;
-                        first_error
-                            .get_or_insert_with(|| format!("{} {}: {e:#}", req.method, req.path));
+                        first_error.get_or_insert_with(|| {
+                            format!("{} {}: {e:#}", failed.method, failed.path)
+                        });
                         // The connection is gone: reconnect rather than lose this slot.
                         match target.connect().await {
                             Ok(s) => sender = s,
