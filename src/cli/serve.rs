@@ -20,6 +20,11 @@ pub struct ServeArgs {
     /// listen on 127.0.0.1:8443, tenant `dev` and a printed token. No config file needed.
     #[arg(long)]
     pub dev: bool,
+    /// Once listening, write the bound addresses to FILE as one JSON object
+    /// (`{"public": "127.0.0.1:8443", "admin": "127.0.0.1:9464"}`; `admin` is null when the
+    /// admin listener is off). For scripts and tests that bind port 0; written atomically.
+    #[arg(long, value_name = "FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
 }
 
 pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
@@ -74,7 +79,13 @@ pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(run_server(config, store.clone(), key, cert));
+    let result = runtime.block_on(run_server(
+        config,
+        store.clone(),
+        key,
+        cert,
+        args.ready_file.as_deref(),
+    ));
     store.shutdown();
     tracing::info!("stopped");
     result
@@ -85,6 +96,7 @@ async fn run_server(
     store: Store,
     key: SigningKey,
     cert: Option<Arc<tls::ReloadableCert>>,
+    ready_file: Option<&Path>,
 ) -> anyhow::Result<()> {
     let listener = server::bind(config.listen_addr()?).await?;
     let admin_listener = match config.admin.listen.as_str() {
@@ -105,6 +117,10 @@ async fn run_server(
     let signals = Signals::install()?;
     tokio::spawn(watch_signals(signals, config, cert.clone(), stop_tx));
     crate::maintenance::start(app.clone(), cert, stop_rx.clone());
+    let admin_addr = match &admin_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let admin = admin_listener.map(|l| {
         if let Ok(a) = l.local_addr() {
             tracing::info!(address = %a, "admin listening on http://{a}/metrics");
@@ -113,6 +129,9 @@ async fn run_server(
     });
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, "listening on {scheme}://{local}{}", app.config.base_path());
+    if let Some(path) = ready_file {
+        write_ready_file(path, local, admin_addr)?;
+    }
     app.ready.store(true, std::sync::atomic::Ordering::Relaxed);
     sd_notify("READY=1");
     server::serve(app.clone(), listener, acceptor, stop_rx).await;
@@ -122,6 +141,26 @@ async fn run_server(
     // Everything answered: write out the queued provisioning-log entries, then the caller
     // stops the writer once it has committed every job.
     app.log.close().await;
+    Ok(())
+}
+
+/// `--ready-file`: the bound addresses as JSON, written to a temporary name and renamed, so a
+/// reader never sees half a file.
+fn write_ready_file(
+    path: &Path,
+    public: std::net::SocketAddr,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "public": public.to_string(),
+        "admin": admin.map(|a| a.to_string()),
+    });
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{body}\n"))
+        .with_context(|| format!("cannot write ready file {}", Path::new(&tmp).display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("cannot write ready file {}", path.display()))?;
     Ok(())
 }
 
