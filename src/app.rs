@@ -12,9 +12,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::SigningKey;
 use crate::config::Config;
-use crate::http::metrics::Metrics;
-use crate::http::reqlog::LogQueue;
 use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::reqlog::LogQueue;
 
 /// `last_used` of a token is written at most this often, so auth does not turn reads into writes.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);

@@ -12,6 +12,8 @@ pub mod lock;
 pub mod maintenance;
 pub mod scim;
 pub mod store;
+pub mod telemetry;
+pub mod tls;
 
 /// Logs to stderr as plain lines (journald adds its own timestamps and levels are kept).
 /// `RUST_LOG` wins over the configured level.

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::http::tls::ReloadableCert;
 use crate::store::{backup, request_log, tokens};
+use crate::tls::ReloadableCert;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const PRUNE_CHUNK: i64 = 5_000;

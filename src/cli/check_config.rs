@@ -9,7 +9,7 @@ pub fn run(explicit: Option<&Path>) -> anyhow::Result<()> {
     let config = Config::load(Config::default(), explicit)?;
     print!("{}", config.to_toml());
     if config.tls.enabled {
-        crate::http::tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
+        crate::tls::load_certified_key(&config.tls.cert, &config.tls.key)?;
         eprintln!("TLS certificate and key: ok");
     } else {
         eprintln!("TLS disabled: serve only behind a TLS-terminating proxy");

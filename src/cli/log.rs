@@ -114,11 +114,7 @@ pub fn run(config: &Config, args: LogArgs) -> anyhow::Result<()> {
         if let Some(last) = rows.last() {
             query.after_seq = Some(last.seq);
         } else if query.after_seq.is_none() {
-            query.after_seq = Some(conn.query_row(
-                "SELECT COALESCE(max(seq), 0) FROM request_log",
-                [],
-                |r| r.get(0),
-            )?);
+            query.after_seq = Some(request_log::last_seq(&conn)?);
         }
         query.limit = 1000;
         std::thread::sleep(Duration::from_millis(500));

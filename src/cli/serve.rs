@@ -10,9 +10,10 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::auth::SigningKey;
 use crate::config::Config;
-use crate::http::{admin, server, tls};
+use crate::http::{admin, server};
 use crate::lifecycle::sd_notify;
 use crate::store::{tenants, Store};
+use crate::tls;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

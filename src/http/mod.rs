@@ -3,10 +3,7 @@
 
 pub mod admin;
 pub mod auth;
-pub mod metrics;
-pub mod reqlog;
 pub mod resources;
 pub mod response;
 pub mod router;
 pub mod server;
-pub mod tls;

@@ -10,7 +10,6 @@ use hyper::{Request, Response};
 use serde_json::{json, Value};
 
 use super::auth::{self, AuthFailure};
-use super::reqlog::Draft;
 use super::response::{self, Body};
 use crate::app::App;
 use crate::auth::{Principal, TokenError};
@@ -22,6 +21,7 @@ use crate::scim::{patch as scim_patch, resource as scim_resource};
 use crate::store::request_log;
 use crate::store::resources::{self as store, ListQuery, Member, Stored};
 use crate::store::{query, StoreError};
+use crate::telemetry::reqlog::Draft;
 
 /// What a handler needs to know about its request.
 pub struct Ctx {

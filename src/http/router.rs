@@ -13,8 +13,6 @@ use hyper::{Method, Request, Response};
 use serde_json::Value;
 
 use super::auth::{self, AuthFailure};
-use super::metrics::{RequestLabels, RouteLabels};
-use super::reqlog::Draft;
 use super::resources::{self, Ctx};
 use super::response::{self, Body};
 use crate::app::App;
@@ -23,6 +21,8 @@ use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
 use crate::scim::schema::ResourceKind;
+use crate::telemetry::metrics::{RequestLabels, RouteLabels};
+use crate::telemetry::reqlog::Draft;
 
 /// Handle one request. Never fails: every error becomes a SCIM error response.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
@@ -414,13 +414,7 @@ pub async fn metrics(app: &Arc<App>) -> Response<Body> {
 
 /// `GET /healthz`: 200 when the database answers a query.
 pub async fn health(app: &Arc<App>) -> Response<Body> {
-    let ok = app
-        .store
-        .read(
-            |conn| Ok(conn.query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0))?),
-        )
-        .await
-        .is_ok();
+    let ok = app.store.read(crate::store::health::ping).await.is_ok();
     if ok {
         response::text(200, "ok\n")
     } else {

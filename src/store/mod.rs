@@ -6,10 +6,12 @@
 //! file directly (`open_connection`) — WAL and `busy_timeout` make that safe while a server runs.
 
 pub mod backup;
+pub mod health;
 pub mod query;
 mod readers;
 pub mod request_log;
 pub mod resources;
+pub mod stats;
 pub mod tenants;
 pub mod tokens;
 pub mod writer;

@@ -132,3 +132,12 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<Row>> {
     )?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// The newest entry's sequence number (0 when the log is empty): where `log --follow` starts.
+pub fn last_seq(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT COALESCE(max(seq), 0) FROM request_log", [], |r| {
+            r.get(0)
+        })?,
+    )
+}

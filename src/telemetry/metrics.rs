@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::store::{Store, StoreError};
+use crate::store::{stats, Store};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -156,13 +156,11 @@ impl Metrics {
     }
 
     /// Refresh the directory gauges from the database and render the OpenMetrics text.
-    pub async fn render(
-        &self,
-        store: &Store,
-        log_dropped_total: u64,
-    ) -> Result<String, StoreError> {
+    pub async fn render(&self, store: &Store, log_dropped_total: u64) -> anyhow::Result<String> {
         let path = store.path().to_path_buf();
-        let snapshot = store.read(move |conn| read_snapshot(conn, &path)).await?;
+        let snapshot = store
+            .read(move |conn| stats::directory_snapshot(conn, &path))
+            .await?;
         self.db_size.set(snapshot.db_size);
         self.resources.clear();
         for (tenant, kind, n) in snapshot.resources {
@@ -210,65 +208,7 @@ impl Metrics {
         self.log_dropped
             .inc_by(log_dropped_total.saturating_sub(seen_before));
         let mut out = String::new();
-        encode(&mut out, &self.registry)
-            .map_err(|e| StoreError::Other(format!("metrics encoding: {e}")))?;
+        encode(&mut out, &self.registry).map_err(|e| anyhow::anyhow!("metrics encoding: {e}"))?;
         Ok(out)
     }
-}
-
-struct TokenRow {
-    id: String,
-    tenant: String,
-    last_used_unix: Option<i64>,
-    expires_unix: Option<i64>,
-}
-
-struct Snapshot {
-    db_size: i64,
-    resources: Vec<(String, String, i64)>,
-    memberships: Vec<(String, i64)>,
-    tokens: Vec<TokenRow>,
-}
-
-fn read_snapshot(
-    conn: &rusqlite::Connection,
-    db: &std::path::Path,
-) -> crate::store::Result<Snapshot> {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
-    let db_size = size(db) + size(std::path::Path::new(&wal));
-    let mut stmt = conn.prepare_cached(
-        "SELECT n.name, r.kind, count(*) FROM resources r JOIN tenants n ON n.key = r.tenant GROUP BY n.name, r.kind",
-    )?;
-    let resources = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT n.name, count(*) FROM members m JOIN resources g ON g.seq = m.group_seq \
-         JOIN tenants n ON n.key = g.tenant GROUP BY n.name",
-    )?;
-    let memberships = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT t.id, n.name, unixepoch(t.last_used), unixepoch(t.expires) FROM tokens t \
-         JOIN tenants n ON n.id = t.tenant_id WHERE t.revoked IS NULL",
-    )?;
-    let tokens = stmt
-        .query_map([], |r| {
-            Ok(TokenRow {
-                id: r.get(0)?,
-                tenant: r.get(1)?,
-                last_used_unix: r.get(2)?,
-                expires_unix: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Snapshot {
-        db_size,
-        resources,
-        memberships,
-        tokens,
-    })
 }

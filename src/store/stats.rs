@@ -1,0 +1,128 @@
+//! Counts for the people watching the appliance: the directory gauges `/metrics` publishes and
+//! the per-tenant summary `grouptalk-scim stats` prints. Read-only; every count is one indexed
+//! aggregate per tenant (or one per directory for the gauges).
+
+use rusqlite::{params, Connection};
+
+use super::Result;
+
+/// What `/metrics` reads from the database at scrape time.
+pub struct DirectorySnapshot {
+    /// The database file plus its WAL, in bytes.
+    pub db_size: i64,
+    /// (tenant name, resource kind, count).
+    pub resources: Vec<(String, String, i64)>,
+    /// (tenant name, group memberships).
+    pub memberships: Vec<(String, i64)>,
+    pub tokens: Vec<TokenActivity>,
+}
+
+/// A token that is not revoked, with its last recorded use and expiry as unix seconds.
+pub struct TokenActivity {
+    pub id: String,
+    pub tenant: String,
+    pub last_used_unix: Option<i64>,
+    pub expires_unix: Option<i64>,
+}
+
+pub fn directory_snapshot(conn: &Connection, db: &std::path::Path) -> Result<DirectorySnapshot> {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+    let db_size = size(db) + size(std::path::Path::new(&wal));
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.name, r.kind, count(*) FROM resources r JOIN tenants n ON n.key = r.tenant GROUP BY n.name, r.kind",
+    )?;
+    let resources = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.name, count(*) FROM members m JOIN resources g ON g.seq = m.group_seq \
+         JOIN tenants n ON n.key = g.tenant GROUP BY n.name",
+    )?;
+    let memberships = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, n.name, unixepoch(t.last_used), unixepoch(t.expires) FROM tokens t \
+         JOIN tenants n ON n.id = t.tenant_id WHERE t.revoked IS NULL",
+    )?;
+    let tokens = stmt
+        .query_map([], |r| {
+            Ok(TokenActivity {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                last_used_unix: r.get(2)?,
+                expires_unix: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(DirectorySnapshot {
+        db_size,
+        resources,
+        memberships,
+        tokens,
+    })
+}
+
+/// One tenant's directory in numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantCounts {
+    pub users: i64,
+    pub active_users: i64,
+    pub groups: i64,
+    pub memberships: i64,
+}
+
+pub fn tenant_counts(conn: &Connection, tenant_id: &str) -> Result<TenantCounts> {
+    let count = |sql: &str| -> Result<i64> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row([tenant_id], |r| r.get(0))?)
+    };
+    Ok(TenantCounts {
+        users: count("SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'User'")?,
+        active_users: count("SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'User' AND active = 1")?,
+        groups: count("SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND kind = 'Group'")?,
+        memberships: count(
+            "SELECT count(*) FROM members m JOIN resources g ON g.seq = m.group_seq \
+             WHERE g.tenant = (SELECT key FROM tenants WHERE id = ?1)",
+        )?,
+    })
+}
+
+/// Requests in the provisioning log since `since` (RFC 3339), as (status class 2/4/5, count).
+pub fn request_classes(conn: &Connection, tenant_id: &str, since: &str) -> Result<Vec<(i64, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status / 100, count(*) FROM request_log WHERE tenant_id = ?1 AND at >= ?2 GROUP BY 1 ORDER BY 1",
+    )?;
+    let rows = stmt.query_map(params![tenant_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// A tenant's token as `stats` shows it: when it last made a logged request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub id: String,
+    pub label: Option<String>,
+    pub last_request: Option<String>,
+    pub expires: Option<String>,
+    pub revoked: Option<String>,
+}
+
+pub fn token_uses(conn: &Connection, tenant_id: &str) -> Result<Vec<TokenUse>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT k.id, k.label, (SELECT max(at) FROM request_log l WHERE l.token_id = k.id), k.expires, k.revoked \
+         FROM tokens k WHERE k.tenant_id = ?1 ORDER BY k.created",
+    )?;
+    let rows = stmt.query_map([tenant_id], |r| {
+        Ok(TokenUse {
+            id: r.get(0)?,
+            label: r.get(1)?,
+            last_request: r.get(2)?,
+            expires: r.get(3)?,
+            revoked: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
