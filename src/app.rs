@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::SigningKey;
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::reqlog::LogQueue;
@@ -21,6 +21,8 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct App {
     pub config: Config,
+    /// The config's text fields, parsed once (`Config::settings`).
+    pub settings: Settings,
     pub store: Store,
     pub key: SigningKey,
     pub metrics: Metrics,
@@ -33,7 +35,7 @@ pub struct App {
 
 impl App {
     /// Must be called inside the tokio runtime (it starts the log flusher).
-    pub fn new(config: Config, store: Store, key: SigningKey) -> App {
+    pub fn new(config: Config, settings: Settings, store: Store, key: SigningKey) -> App {
         let rate = NonZeroU32::new(config.limits.rate_per_token).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.limits.rate_burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
@@ -42,6 +44,7 @@ impl App {
             log: LogQueue::start(store.clone()),
             limiter,
             config,
+            settings,
             store,
             key,
             ready: AtomicBool::new(false),

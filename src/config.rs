@@ -29,6 +29,19 @@ pub struct Config {
     pub backup: BackupConfig,
 }
 
+/// What `Config::settings` parsed out of the file's text fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `server.listen`.
+    pub listen: SocketAddr,
+    /// `admin.listen`; None when the file says `""` (off).
+    pub admin_listen: Option<SocketAddr>,
+    /// `server.public_url` without a trailing slash; None when empty (then derived from `Host`).
+    pub public_url: Option<String>,
+    /// `backup.dir`; None when empty (scheduled backups off).
+    pub backup_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
@@ -193,7 +206,14 @@ impl Config {
 
     /// Checks that need no I/O: values that parse and fit together.
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.listen_addr()?;
+        self.settings().map(|_| ())
+    }
+
+    /// The values a file writes as text, parsed once: addresses, the public URL, and what an
+    /// empty string switches off (`admin.listen = ""`, `backup.dir = ""`) as `None`. Every
+    /// config file that loads is accepted here; `load` has already called it.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let listen = self.listen_addr()?;
         let bp = &self.server.base_path;
         if !bp.starts_with('/') || bp.contains(['?', '#', ' ']) {
             bail!("server.base_path must start with '/' and contain no '?', '#' or spaces (got {bp:?})");
@@ -202,17 +222,16 @@ impl Config {
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             bail!("server.public_url must start with https:// or http:// (got {url:?})");
         }
+        let public_url = (!url.is_empty()).then(|| url.trim_end_matches('/').to_string());
         if self.data_dir.as_os_str().is_empty() {
             bail!("data_dir must not be empty");
         }
-        if !self.admin.listen.is_empty() {
-            self.admin.listen.parse::<SocketAddr>().with_context(|| {
-                format!(
-                    "admin.listen must be an address:port or empty (got {:?})",
-                    self.admin.listen
-                )
-            })?;
-        }
+        let admin_listen = match self.admin.listen.as_str() {
+            "" => None,
+            text => Some(text.parse::<SocketAddr>().with_context(|| {
+                format!("admin.listen must be an address:port or empty (got {text:?})")
+            })?),
+        };
         let l = &self.limits;
         if l.max_body_bytes < 1024 || l.max_header_bytes < 8192 {
             bail!("limits.max_body_bytes must be at least 1024 and limits.max_header_bytes at least 8192");
@@ -226,11 +245,16 @@ impl Config {
         {
             bail!("limits.*_timeout_secs must be at least 1");
         }
-        if !self.backup.dir.is_empty() && (self.backup.interval_hours == 0 || self.backup.keep == 0)
-        {
+        let backup_dir = (!self.backup.dir.is_empty()).then(|| PathBuf::from(&self.backup.dir));
+        if backup_dir.is_some() && (self.backup.interval_hours == 0 || self.backup.keep == 0) {
             bail!("backup.interval_hours and backup.keep must be at least 1");
         }
-        Ok(())
+        Ok(Settings {
+            listen,
+            admin_listen,
+            public_url,
+            backup_dir,
+        })
     }
 
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -318,6 +342,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn empty_strings_switch_off_and_urls_are_parsed_once() {
+        let c = load_text(
+            "[admin]\nlisten = \"\"\n[server]\npublic_url = \"https://scim.example.org:8443/\"\n",
+        )
+        .unwrap();
+        let s = c.settings().unwrap();
+        assert_eq!(s.admin_listen, None);
+        assert_eq!(s.backup_dir, None);
+        assert_eq!(
+            s.public_url.as_deref(),
+            Some("https://scim.example.org:8443")
+        );
+        let d = Config::default().settings().unwrap();
+        assert_eq!(d.admin_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(d.public_url, None);
+        let err = load_text("[admin]\nlisten = \"nope\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.listen"), "{err}");
     }
 
     #[test]

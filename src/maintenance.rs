@@ -25,8 +25,8 @@ pub fn start(app: Arc<App>, cert: Option<Arc<ReloadableCert>>, shutdown: watch::
     if let Some(cert) = cert {
         tokio::spawn(cert_watch_loop(app.clone(), cert, shutdown.clone()));
     }
-    if !app.config.backup.dir.is_empty() {
-        tokio::spawn(backup_loop(app, shutdown));
+    if let Some(dir) = app.settings.backup_dir.clone() {
+        tokio::spawn(backup_loop(app, dir, shutdown));
     }
 }
 
@@ -75,18 +75,12 @@ async fn expiry_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         match app.store.read(|conn| tokens::list(conn, None)).await {
             Ok(list) => {
-                let now = time::OffsetDateTime::now_utc();
+                let now = crate::domain::Timestamp::now().unix_seconds();
                 for t in list.iter().filter(|t| t.revoked.is_none()) {
-                    let Some(exp) = t.expires.as_deref().and_then(|e| {
-                        time::OffsetDateTime::parse(
-                            e,
-                            &time::format_description::well_known::Rfc3339,
-                        )
-                        .ok()
-                    }) else {
+                    let Some(exp) = t.expires.map(|e| e.unix_seconds()) else {
                         continue;
                     };
-                    let days = (exp - now).whole_days();
+                    let days = (exp - now).div_euclid(86_400);
                     if exp <= now {
                         tracing::warn!(token = %t.id, tenant = %t.tenant_name, "token has EXPIRED: Entra ID provisioning with it fails; issue a new one");
                     } else if days < EXPIRY_WARN_DAYS {
@@ -134,8 +128,7 @@ async fn cert_watch_loop(
     }
 }
 
-async fn backup_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let dir = PathBuf::from(&app.config.backup.dir);
+async fn backup_loop(app: Arc<App>, dir: PathBuf, mut shutdown: watch::Receiver<bool>) {
     let every = Duration::from_secs(u64::from(app.config.backup.interval_hours) * 3600);
     loop {
         if !sleep_or_stop(every, &mut shutdown).await {

@@ -180,7 +180,7 @@ fn user_bodies() -> Vec<Value> {
 struct Db {
     _dir: tempfile::TempDir,
     conn: Connection,
-    tenant: String,
+    tenant: grouptalk_scim::domain::TenantId,
     /// (id, stored document) of each user.
     users: Vec<(String, Value)>,
 }
@@ -248,7 +248,7 @@ fn run_filter(db: &Db, kind: ResourceKind, f: &Filter) -> Result<Option<Vec<Stri
             Ok(Some(ids))
         }
         // Refused as a protocol error (400 invalidFilter): fine.
-        Err(StoreError::Scim(e)) if e.status == 400 => Ok(None),
+        Err(StoreError::Rejected(e)) if e.status == 400 => Ok(None),
         Err(e) => Err(format!("{e}")),
     }
 }

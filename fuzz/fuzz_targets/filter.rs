@@ -30,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
     }
     for (rt, doc) in RESOURCE_TYPES.into_iter().zip([user_doc(), group_doc()]) {
         let _ = filter::matches(&f, rt, doc);
-        let _ = query::compile(&f, rt, "tenant");
+        let _ = query::compile(&f, rt, &grouptalk_scim::domain::TenantId::new("tenant"));
     }
 });

@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
                 "placeholders and parameters differ\n filter: {text:?}\n sql: {sql}"
             );
             let mut params: Vec<rusqlite::types::Value> =
-                vec![db.tenant.clone().into(), rt.name.to_string().into()];
+                vec![db.tenant.to_string().into(), rt.name.to_string().into()];
             params.extend(compiled.params.iter().cloned());
             let rows = stmt
                 .query_map(rusqlite::params_from_iter(params.iter()), |r| {

@@ -98,7 +98,7 @@ pub fn group_doc() -> &'static Value {
 /// The scratch database: one connection, the tenant id, and every stored resource.
 pub struct Db {
     pub conn: Connection,
-    pub tenant: String,
+    pub tenant: grouptalk_scim::domain::TenantId,
     /// `(seq, kind, doc)` of every resource, for comparing SQL results with `filter::matches`.
     pub resources: Vec<(i64, ResourceKind, Value)>,
 }

@@ -3,7 +3,11 @@
 //! A token is an HS256 JWT signed with a 64-byte key that is generated on first use into
 //! `data_dir/signing.key` (mode 0600). Claims: `jti` (token id), `tid` (tenant id), `iat`, and an
 //! optional `exp`. A valid signature is not enough: every request also checks in the database that
-//! the token id exists, belongs to that tenant and is not revoked (see `http::auth`).
+//! the token id exists, belongs to that tenant and is not revoked.
+//!
+//! The two halves are two types. `SigningKey::claim` checks the signature and yields a `Claimed`:
+//! who the token says it is. Only `Claimed::confirm`, the database check, makes a `Principal`,
+//! and handlers and the writer accept nothing else: a request cannot read or write on a claim.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,7 +17,11 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
+
+use crate::domain::{TenantId, TokenId};
+use crate::store::{self, tokens};
 
 const KEY_LEN: usize = 64;
 const ISSUER: &str = "grouptalk-scim";
@@ -95,6 +103,15 @@ impl SigningKey {
     pub fn issue(&self, claims: &Claims) -> anyhow::Result<String> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .context("cannot sign token")
+    }
+
+    /// The signature half of authentication: who the token says it is.
+    pub fn claim(&self, token: &str, now: i64) -> Result<Claimed, TokenError> {
+        let claims = self.verify(token, now)?;
+        Ok(Claimed {
+            tenant: TenantId::new(claims.tid),
+            token: TokenId::new(claims.jti),
+        })
     }
 
     /// Check signature, algorithm, issuer and time claims. `now` is unix seconds.
@@ -192,11 +209,86 @@ impl TokenError {
     }
 }
 
-/// The caller of a request: known only after the token checked out.
+/// Who a token says it is: its signature and time claims checked out, the database has not been
+/// asked yet. Not a caller: `confirm` makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    tenant: TenantId,
+    token: TokenId,
+}
+
+impl Claimed {
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub fn token(&self) -> &TokenId {
+        &self.token
+    }
+
+    /// The database half, inside whatever transaction `conn` is in: the token id is known,
+    /// belongs to the claimed tenant and is not revoked. The only way to make a `Principal`.
+    pub fn confirm(&self, conn: &Connection) -> store::Result<Result<Principal, TokenError>> {
+        Ok(match tokens::state(conn, &self.token)? {
+            None => Err(TokenError::Unknown),
+            Some(t) if t.tenant_id != self.tenant => Err(TokenError::Invalid),
+            Some(t) if t.revoked => Err(TokenError::Revoked),
+            Some(_) => Ok(Principal {
+                tenant: self.tenant.clone(),
+                credential: self.token.clone(),
+                scopes: Scopes::SCIM,
+            }),
+        })
+    }
+}
+
+/// What a credential may do. Every token issued today carries `scim` (read and write the
+/// tenant's directory); read-only credentials (a change feed) are the next kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scopes {
+    scim_read: bool,
+    scim_write: bool,
+}
+
+impl Scopes {
+    pub const SCIM: Scopes = Scopes {
+        scim_read: true,
+        scim_write: true,
+    };
+}
+
+/// An action a handler asks the principal about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    ReadDirectory,
+    WriteDirectory,
+}
+
+/// The caller of a request, after the database confirmed its credential on this request: its
+/// tenant, which credential, and what it may do. Not `Clone`, not constructible outside this
+/// module: holding one is the proof of the check.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Principal {
-    pub tenant_id: String,
-    pub token_id: String,
+    tenant: TenantId,
+    credential: TokenId,
+    scopes: Scopes,
+}
+
+impl Principal {
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    pub fn credential(&self) -> &TokenId {
+        &self.credential
+    }
+
+    pub fn may(&self, permission: Permission) -> bool {
+        match permission {
+            Permission::ReadDirectory => self.scopes.scim_read,
+            Permission::WriteDirectory => self.scopes.scim_write,
+        }
+    }
 }
 
 pub fn unix_now() -> i64 {
@@ -225,6 +317,40 @@ mod tests {
             .unwrap();
         let k2 = SigningKey::load_or_create(&path).unwrap();
         assert_eq!(k2.verify(&t, 200).unwrap().jti, "j");
+    }
+
+    /// The database half: only a known, unrevoked token of the claimed tenant becomes a
+    /// `Principal`, and it carries that tenant and token.
+    #[test]
+    fn only_the_database_check_turns_a_claim_into_a_principal() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open_connection(&dir.path().join("t.db")).unwrap();
+        let acme = crate::store::tenants::create(&conn, "acme", None).unwrap();
+        let other = crate::store::tenants::create(&conn, "other", None).unwrap();
+        let id = TokenId::new("tok-1");
+        let now = crate::domain::Timestamp::now();
+        tokens::insert(&conn, &id, &acme.id, None, now, None).unwrap();
+        let claim = |tenant: &TenantId, token: &str| Claimed {
+            tenant: tenant.clone(),
+            token: TokenId::new(token),
+        };
+        let who = claim(&acme.id, "tok-1").confirm(&conn).unwrap().unwrap();
+        assert_eq!(who.tenant(), &acme.id);
+        assert_eq!(who.credential(), &id);
+        assert!(who.may(Permission::WriteDirectory));
+        assert_eq!(
+            claim(&acme.id, "tok-2").confirm(&conn).unwrap(),
+            Err(TokenError::Unknown)
+        );
+        assert_eq!(
+            claim(&other.id, "tok-1").confirm(&conn).unwrap(),
+            Err(TokenError::Invalid)
+        );
+        tokens::revoke(&conn, &id).unwrap();
+        assert_eq!(
+            claim(&acme.id, "tok-1").confirm(&conn).unwrap(),
+            Err(TokenError::Revoked)
+        );
     }
 
     #[test]

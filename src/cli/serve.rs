@@ -99,10 +99,11 @@ async fn run_server(
     cert: Option<Arc<tls::ReloadableCert>>,
     ready_file: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let listener = server::bind(config.listen_addr()?).await?;
-    let admin_listener = match config.admin.listen.as_str() {
-        "" => None,
-        addr => Some(server::bind(addr.parse()?).await?),
+    let settings = config.settings()?;
+    let listener = server::bind(settings.listen).await?;
+    let admin_listener = match settings.admin_listen {
+        None => None,
+        Some(addr) => Some(server::bind(addr).await?),
     };
     let acceptor = match &cert {
         Some(c) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
@@ -111,7 +112,7 @@ async fn run_server(
         None => None,
     };
     let local = listener.local_addr()?;
-    let app = Arc::new(App::new(config.clone(), store, key));
+    let app = Arc::new(App::new(config.clone(), settings, store, key));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Installed before the server reports ready: a SIGHUP that arrived before the handler
     // existed would take the default action and terminate the process.

@@ -8,6 +8,7 @@ use rusqlite::Connection;
 
 use crate::auth::{unix_now, Claims, SigningKey};
 use crate::config::Config;
+use crate::domain::{Timestamp, TokenId};
 use crate::store::{tenants, tokens};
 
 #[derive(Debug, Subcommand)]
@@ -65,9 +66,9 @@ pub fn run(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                     t.tenant_name,
                     t.label.as_deref().unwrap_or("-"),
                     t.created,
-                    t.expires.as_deref().unwrap_or("never"),
-                    t.revoked.as_deref().unwrap_or("-"),
-                    t.last_used.as_deref().unwrap_or("never"),
+                    t.expires.map_or("never".into(), |e| e.to_string()),
+                    t.revoked.map_or("-".into(), |r| r.to_string()),
+                    t.last_used.map_or("never".into(), |u| u.to_string()),
                 );
             }
         }
@@ -89,34 +90,28 @@ pub(crate) fn issue(
     tenant: &str,
     label: Option<&str>,
     days: Option<u32>,
-) -> anyhow::Result<(String, String)> {
+) -> anyhow::Result<(TokenId, String)> {
     let t = tenants::get_by_name(conn, tenant)?.with_context(|| {
         format!(
             "no tenant named {tenant:?}; create it with `grouptalk-scim tenant create {tenant}`"
         )
     })?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = TokenId::new(uuid::Uuid::new_v4().to_string());
     let iat = unix_now();
     let exp = days.map(|d| iat + i64::from(d) * 86_400);
-    let rfc = |secs: i64| {
-        time::OffsetDateTime::from_unix_timestamp(secs)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
+    let at = |secs: i64| -> anyhow::Result<Timestamp> {
+        Ok(time::OffsetDateTime::from_unix_timestamp(secs)?.into())
     };
-    let token = key.issue(&Claims::new(id.clone(), t.id.clone(), iat, exp))?;
-    tokens::insert(conn, &id, &t.id, label, &rfc(iat), exp.map(rfc).as_deref())?;
+    let token = key.issue(&Claims::new(id.to_string(), t.id.to_string(), iat, exp))?;
+    tokens::insert(conn, &id, &t.id, label, at(iat)?, exp.map(at).transpose()?)?;
     Ok((id, token))
 }
 
 /// A token id, or the `jti` read from a token (no signature check: revoking is always safe).
-fn token_id(arg: &str) -> anyhow::Result<String> {
+fn token_id(arg: &str) -> anyhow::Result<TokenId> {
     let arg = arg.trim();
     if uuid::Uuid::parse_str(arg).is_ok() {
-        return Ok(arg.to_string());
+        return Ok(TokenId::new(arg));
     }
     let payload = arg
         .split('.')
@@ -129,6 +124,6 @@ fn token_id(arg: &str) -> anyhow::Result<String> {
         serde_json::from_slice(&bytes).context("token payload is not JSON")?;
     v.get("jti")
         .and_then(|j| j.as_str())
-        .map(str::to_string)
+        .map(TokenId::new)
         .context("token has no id (jti)")
 }

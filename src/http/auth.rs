@@ -1,22 +1,23 @@
-//! Bearer authentication in two halves. `verify`: signature and claims
-//! (`auth::SigningKey::verify`), no I/O. `check`: the database confirms that the token id is
-//! known, belongs to the claimed tenant and is not revoked — on every request, so a revocation
-//! holds from the next request on. The tenant comes from the token only. Every failure is the
-//! same 401 for the client; the reason is logged with the token id, never the token.
-//!
-//! `check` runs either in a read of its own (`confirm`, before anything is written) or as the
-//! first statement of the request's own read transaction (`http::resources::read`): a lookup then
-//! takes one read transaction instead of two. Either way nothing is returned or changed before
-//! it passed; `http::router` confirms any request that ends without having read.
+//! Bearer authentication at the edge, in two halves. `claim`: the `Authorization` header's
+//! token, its signature and claims (`auth::SigningKey::claim`), no I/O. `confirm`: the database
+//! check (`auth::Claimed::confirm`) in a read of its own — or, for a GET, as the first statement
+//! of the request's own read transaction (`http::resources`), so a lookup takes one read
+//! transaction instead of two. Only a confirmed `Principal` reaches a handler's answer or the
+//! writer. Every failure is the same 401 for the client; the reason is logged with the token id,
+//! never the token.
+
+use std::sync::Arc;
 
 use hyper::header::AUTHORIZATION;
 use hyper::HeaderMap;
-use rusqlite::Connection;
 
+use super::errors::scim_error;
 use crate::app::App;
-use crate::auth::{unix_now, Principal, TokenError};
-use crate::store::{self, tokens, StoreError};
-use std::sync::Arc;
+use crate::auth::{unix_now, Claimed, Principal, TokenError};
+use crate::domain::Timestamp;
+use crate::scim::error::ScimError;
+use crate::store::tokens;
+use crate::telemetry::reqlog::Draft;
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
@@ -24,53 +25,50 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-pub enum AuthFailure {
-    Rejected(TokenError),
-    Store(StoreError),
+/// Why no principal came out of the database check.
+pub enum Refusal {
+    /// The database refused the token: 401.
+    Token(TokenError),
+    /// The database could not answer: the SCIM error of that failure (5xx).
+    Unavailable(ScimError),
 }
 
-/// The signature half: who the token says it is. Not yet a caller: see `check`.
-pub fn verify(app: &App, headers: &HeaderMap) -> Result<Principal, TokenError> {
+/// The signature half: who the request's token says it is.
+pub fn claim(app: &App, headers: &HeaderMap) -> Result<Claimed, TokenError> {
     let token = bearer(headers).ok_or(TokenError::Malformed)?;
-    let claims = app.key.verify(token, unix_now())?;
-    Ok(Principal {
-        tenant_id: claims.tid,
-        token_id: claims.jti,
-    })
+    app.key.claim(token, unix_now())
 }
 
-/// The database half, inside whatever transaction `conn` is in.
-pub fn check(conn: &Connection, claimed: &Principal) -> store::Result<Result<(), TokenError>> {
-    Ok(match tokens::state(conn, &claimed.token_id)? {
-        None => Err(TokenError::Unknown),
-        Some(t) if t.tenant_id != claimed.tenant_id => Err(TokenError::Invalid),
-        Some(t) if t.revoked => Err(TokenError::Revoked),
-        Some(_) => Ok(()),
-    })
-}
-
-/// `check` in a read of its own (an index point lookup, run on this thread).
-pub async fn confirm(app: &Arc<App>, claimed: &Principal) -> Result<(), AuthFailure> {
-    let who = claimed.clone();
-    app.store
-        .read_point(move |conn| check(conn, &who))
+/// The database half in a read of its own (an index point lookup, run on this thread).
+pub async fn confirm(
+    app: &Arc<App>,
+    draft: &Draft,
+    claimed: &Claimed,
+) -> Result<Principal, Refusal> {
+    let claim = claimed.clone();
+    let who = app
+        .store
+        .read_point(move |conn| claim.confirm(conn))
         .await
-        .map_err(AuthFailure::Store)?
-        .map_err(AuthFailure::Rejected)?;
-    confirmed(app, claimed);
-    Ok(())
+        .map_err(|e| Refusal::Unavailable(scim_error(e)))?
+        .map_err(Refusal::Token)?;
+    accepted(app, draft, &who);
+    Ok(who)
 }
 
-/// After the database confirmed the token: remember its use (best effort, at most once per
-/// interval, off the request path: a lost `last_used` update is harmless).
-pub fn confirmed(app: &Arc<App>, principal: &Principal) {
-    app.metrics.saw_token(&principal.token_id);
-    if app.touch_due(&principal.token_id) {
-        let id = principal.token_id.clone();
+/// A principal was just confirmed: name the caller in the provisioning log and remember the
+/// credential's use (best effort, at most once per interval, off the request path: a lost
+/// `last_used` update is harmless).
+pub fn accepted(app: &Arc<App>, draft: &Draft, who: &Principal) {
+    draft.set_caller(who);
+    let token = who.credential();
+    app.metrics.saw_token(token.as_str());
+    if app.touch_due(token.as_str()) {
+        let id = token.clone();
         let store = app.store.clone();
         tokio::spawn(async move {
-            let at = store::now_rfc3339();
-            if let Err(e) = store.write(move |conn| tokens::touch(conn, &id, &at)).await {
+            let at = Timestamp::now();
+            if let Err(e) = store.write(move |conn| tokens::touch(conn, &id, at)).await {
                 tracing::debug!(error = %e, "could not record token use");
             }
         });

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod errors;
 pub mod resources;
 pub mod response;
 pub mod router;

@@ -1,40 +1,56 @@
 //! Handlers for `/Users` and `/Groups`: parse with `scim`, run in `store`, render the result.
 //! Users and Groups share every handler; what differs lives in the schema table.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::header::{HOST, IF_MATCH};
 use hyper::{Request, Response};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use super::auth::{self, AuthFailure};
+use super::auth::{self, Refusal};
+use super::errors::scim_error;
 use super::response::{self, Body};
 use crate::app::App;
-use crate::auth::{Principal, TokenError};
-use crate::scim::error::ScimError;
+use crate::auth::{Claimed, Principal, TokenError};
+use crate::domain::{TenantId, Version};
+use crate::scim::error::{ScimError, ScimType};
 use crate::scim::list::{self, ListParams, ListRequest};
 use crate::scim::render::{self, Meta, Projection};
 use crate::scim::schema::{ResourceKind, ResourceType};
 use crate::scim::{patch as scim_patch, resource as scim_resource};
 use crate::store::request_log;
-use crate::store::resources::{self as store, ListQuery, Member, Stored};
-use crate::store::{query, StoreError};
+use crate::store::resources::{self as store, ListQuery, Member, Precondition, Stored};
+use crate::store::{self as storage, query};
 use crate::telemetry::reqlog::Draft;
 
-/// What a handler needs to know about its request.
+/// What a request handled on behalf of a claim (a GET: the token is checked inside the
+/// handler's own read) came to. A response leaves only with a `Principal`, or after the router
+/// confirmed the claim (`Unconfirmed`): the types keep "no answer but 401 for a token the
+/// database has not confirmed on this request".
+pub enum Handled {
+    /// The database confirmed the token in the handler's read; this is the answer.
+    Confirmed(Principal, Result<Response<Body>, ScimError>),
+    /// Ended before any read (discovery, a bad parameter): the router confirms the token
+    /// before this may leave.
+    Unconfirmed(Result<Response<Body>, ScimError>),
+    /// The database refused the token, or could not be asked.
+    Refused(Refusal),
+}
+
+impl From<ScimError> for Handled {
+    fn from(e: ScimError) -> Handled {
+        Handled::Unconfirmed(Err(e))
+    }
+}
+
+/// What a handler needs to know about its request (besides who is asking).
 pub struct Ctx {
     pub app: Arc<App>,
-    /// Who the token claims to be (signature verified). Until `confirmed` the database has not
-    /// yet confirmed it: `read` does so inside its transaction, `write` before it.
-    pub principal: Principal,
-    confirmed: AtomicBool,
-    /// Why the database refused the token, once it did (for the router's log line).
-    refused: Mutex<Option<TokenError>>,
     draft: Arc<Draft>,
     host: Option<String>,
-    if_match: Option<String>,
+    precondition: Option<Precondition>,
     /// Decoded query parameters (`+` is a space, as Entra encodes filters).
     params: Vec<(String, String)>,
 }
@@ -42,7 +58,6 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(
         app: Arc<App>,
-        principal: Principal,
         req: &Request<Incoming>,
         draft: Arc<Draft>,
     ) -> Result<Ctx, ScimError> {
@@ -63,60 +78,11 @@ impl Ctx {
         }
         Ok(Ctx {
             app,
-            principal,
-            confirmed: AtomicBool::new(false),
-            refused: Mutex::new(None),
             draft,
             host,
-            if_match: header(IF_MATCH),
+            precondition: header(IF_MATCH).as_deref().map(parse_if_match),
             params,
         })
-    }
-
-    /// Whether the database has confirmed the token for this request.
-    pub fn is_confirmed(&self) -> bool {
-        self.confirmed.load(Ordering::Acquire)
-    }
-
-    /// Why the token was refused, if it was.
-    pub fn refusal(&self) -> Option<TokenError> {
-        self.refused.lock().ok().and_then(|r| *r)
-    }
-
-    /// Confirm the token in a read of its own, unless a read already did.
-    pub async fn confirm(&self) -> Result<(), ScimError> {
-        if self.is_confirmed() {
-            return Ok(());
-        }
-        match auth::confirm(&self.app, &self.principal).await {
-            Ok(()) => {
-                self.mark_confirmed(false);
-                Ok(())
-            }
-            Err(AuthFailure::Rejected(why)) => Err(self.refuse(why)),
-            Err(AuthFailure::Store(e)) => Err(e.into_scim()),
-        }
-    }
-
-    /// The router confirmed the token (`auth::confirm`) before building this context.
-    pub fn confirmed_elsewhere(&self) {
-        self.mark_confirmed(false);
-    }
-
-    /// The database confirmed the token; `record_use` unless `auth::confirm` already did.
-    fn mark_confirmed(&self, record_use: bool) {
-        if record_use {
-            auth::confirmed(&self.app, &self.principal);
-        }
-        self.draft.set_caller(&self.principal);
-        self.confirmed.store(true, Ordering::Release);
-    }
-
-    fn refuse(&self, why: TokenError) -> ScimError {
-        if let Ok(mut r) = self.refused.lock() {
-            *r = Some(why);
-        }
-        ScimError::unauthorized()
     }
 
     /// Record which resource the request is about, for the provisioning log.
@@ -130,20 +96,20 @@ impl Ctx {
     }
 
     /// Run a write in the writer thread and insert its provisioning-log entry in the same
-    /// transaction, so the log shows every change that was committed — and only those.
-    async fn write<T, F>(&self, status: u16, f: F) -> Result<T, ScimError>
+    /// transaction, so the log shows every change that was committed — and only those. Takes a
+    /// `Principal`: nothing is written for a token the database has not confirmed.
+    async fn write<T, F>(&self, who: &Principal, status: u16, f: F) -> Result<T, ScimError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> crate::store::Result<(T, Logged)> + Send + 'static,
+        F: FnOnce(&Connection, &TenantId) -> storage::Result<(T, Logged)> + Send + 'static,
     {
-        // Nothing is written for a token the database has not confirmed.
-        self.confirm().await?;
         let draft = self.draft.clone();
+        let tenant = who.tenant().clone();
         let result = self
             .app
             .store
             .write(move |conn| {
-                let (value, logged) = f(conn)?;
+                let (value, logged) = f(conn, &tenant)?;
                 let mut entry = draft.snapshot();
                 entry.status = status;
                 entry.resource_id = Some(logged.resource_id);
@@ -159,7 +125,7 @@ impl Ctx {
                 self.draft.mark_logged();
                 Ok(v)
             }
-            Err(e) => Err(e.into_scim()),
+            Err(e) => Err(scim_error(e)),
         }
     }
 
@@ -190,25 +156,22 @@ impl Ctx {
 
     /// Absolute URL of the SCIM base: `public_url` + base_path, else derived from `Host`.
     pub fn base_url(&self) -> String {
-        let c = &self.app.config;
-        let origin = if !c.server.public_url.is_empty() {
-            c.server.public_url.trim_end_matches('/').to_string()
-        } else {
-            let scheme = if c.tls.enabled { "https" } else { "http" };
-            format!(
-                "{scheme}://{}",
-                self.host.as_deref().unwrap_or(&c.server.listen)
-            )
+        let (c, s) = (&self.app.config, &self.app.settings);
+        let origin = match &s.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let scheme = if c.tls.enabled { "https" } else { "http" };
+                match &self.host {
+                    Some(host) => format!("{scheme}://{host}"),
+                    None => format!("{scheme}://{}", s.listen),
+                }
+            }
         };
         format!("{origin}{}", c.base_path())
     }
 
     fn location(&self, rt: &ResourceType, id: &str) -> String {
         format!("{}{}/{id}", self.base_url(), rt.endpoint)
-    }
-
-    fn tenant(&self) -> String {
-        self.principal.tenant_id.clone()
     }
 
     fn projection(&self, rt: &'static ResourceType) -> Result<Projection, ScimError> {
@@ -218,6 +181,26 @@ impl Ctx {
             self.param("excludedAttributes"),
         )
     }
+}
+
+/// `If-Match` (RFC 7232 §3.1): `*`, or a list of entity tags. Ours are `W/"n"`; the strong form
+/// `"n"` names the same version. A tag that is not one of ours matches no version.
+fn parse_if_match(header: &str) -> Precondition {
+    let mut versions = Vec::new();
+    for tag in header.split(',').map(str::trim) {
+        if tag == "*" {
+            return Precondition::Any;
+        }
+        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+        let number = opaque
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .and_then(|t| t.parse::<i64>().ok());
+        if let Some(n) = number {
+            versions.push(Version(n));
+        }
+    }
+    Precondition::OneOf(versions)
 }
 
 /// Decode a query string strictly: `+` is a space (Entra encodes filters that way), and
@@ -248,24 +231,33 @@ fn decode_query(query: &str) -> Result<Vec<(String, String)>, ScimError> {
         .collect()
 }
 
-fn store_err(e: StoreError) -> ScimError {
-    e.into_scim()
-}
-
 /// What a successful write tells the provisioning log.
 struct Logged {
     resource_id: String,
     notes: Vec<&'static str>,
 }
 
+impl Logged {
+    fn about(resource_id: String) -> Logged {
+        Logged {
+            resource_id,
+            notes: Vec::new(),
+        }
+    }
+}
+
 /// Render a stored resource with what the projection asks for (members, groups), reading
 /// those rows on a separate hop. Used after writes; reads fetch them in the same hop.
-async fn render_one(ctx: &Ctx, s: Stored, projection: &Projection) -> Result<Value, ScimError> {
-    let want = wants_related(&s, projection);
-    let rows = if want {
+async fn render_one(
+    ctx: &Ctx,
+    who: &Principal,
+    s: Stored,
+    projection: &Projection,
+) -> Result<Value, ScimError> {
+    let rows = if wants_related(&s, projection) {
         let copy = s.clone();
-        let read_rows = move |conn: &rusqlite::Connection| store::related_of(conn, &copy);
-        Some(read(ctx, !heavy_related(s.kind, projection), read_rows).await?)
+        let read_rows = move |conn: &Connection, _: &TenantId| store::related_of(conn, &copy);
+        Some(read_as(ctx, who, !heavy_related(s.kind, projection), read_rows).await?)
     } else {
         None
     };
@@ -278,40 +270,59 @@ fn wants_related(s: &Stored, projection: &Projection) -> bool {
     projection.wants(rt, related_name(s.kind))
 }
 
-/// Run a read as a point read (on this thread) when `point`, else on a blocking thread; see
-/// `Store::read_point`. While the token is not yet confirmed, its database check runs first in
-/// the same read transaction: nothing `f` read leaves it unless the token passed.
-async fn read<T, F>(ctx: &Ctx, point: bool, f: F) -> Result<T, ScimError>
+/// Run a read for a claim: the token's database check runs first, in the same read
+/// transaction, and `f` only runs for the principal it yields — nothing `f` read leaves unless
+/// the token passed. A point read (`point`) runs on this thread, anything else on a blocking
+/// thread; see `Store::read_point`.
+async fn read_confirming<T, F>(
+    ctx: &Ctx,
+    claimed: &Claimed,
+    point: bool,
+    f: F,
+) -> Result<(Principal, Result<T, ScimError>), Handled>
 where
     T: Send + 'static,
-    F: FnOnce(&rusqlite::Connection) -> crate::store::Result<T> + Send + 'static,
+    F: FnOnce(&Connection, &TenantId) -> storage::Result<T> + Send + 'static,
 {
-    let claimed = (!ctx.is_confirmed()).then(|| ctx.principal.clone());
-    let checking = claimed.is_some();
-    let job = move |conn: &rusqlite::Connection| {
-        if let Some(who) = &claimed {
-            if let Err(why) = auth::check(conn, who)? {
-                return Ok(Err(why));
-            }
-        }
-        f(conn).map(Ok)
+    let claim = claimed.clone();
+    type Confirmed<T> = Result<(Principal, storage::Result<T>), TokenError>;
+    let job = move |conn: &Connection| -> storage::Result<Confirmed<T>> {
+        Ok(claim.confirm(conn)?.map(|who| {
+            let value = f(conn, who.tenant());
+            (who, value)
+        }))
     };
     let store = &ctx.app.store;
     let outcome = if point {
         store.read_point(job).await
     } else {
         store.read(job).await
-    }
-    .map_err(store_err)?;
+    };
     match outcome {
-        Ok(value) => {
-            if checking {
-                ctx.mark_confirmed(true);
-            }
-            Ok(value)
+        Err(e) => Err(Handled::Refused(Refusal::Unavailable(scim_error(e)))),
+        Ok(Err(why)) => Err(Handled::Refused(Refusal::Token(why))),
+        Ok(Ok((who, value))) => {
+            auth::accepted(&ctx.app, &ctx.draft, &who);
+            Ok((who, value.map_err(scim_error)))
         }
-        Err(why) => Err(ctx.refuse(why)),
     }
+}
+
+/// Run a read for a principal the database already confirmed on this request.
+async fn read_as<T, F>(ctx: &Ctx, who: &Principal, point: bool, f: F) -> Result<T, ScimError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &TenantId) -> storage::Result<T> + Send + 'static,
+{
+    let tenant = who.tenant().clone();
+    let job = move |conn: &Connection| f(conn, &tenant);
+    let store = &ctx.app.store;
+    let outcome = if point {
+        store.read_point(job).await
+    } else {
+        store.read(job).await
+    };
+    outcome.map_err(scim_error)
 }
 
 /// Whether the response may carry a group's members: their number has no bound, so such a
@@ -335,11 +346,12 @@ fn render_with(
     projection: &Projection,
 ) -> Value {
     let rt = s.kind.resource_type();
+    let (created, last_modified) = (s.created.to_rfc3339(), s.last_modified.to_rfc3339());
     let meta = Meta {
         id: &s.id,
-        version: s.version,
-        created: &s.created,
-        last_modified: &s.last_modified,
+        version: s.version.0,
+        created: &created,
+        last_modified: &last_modified,
         location: ctx.location(rt, &s.id),
     };
     let mut extra = Vec::new();
@@ -368,14 +380,20 @@ fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
     v
 }
 
-pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Body>, ScimError> {
+/// `GET /Users/{id}`, `GET /Groups/{id}`.
+pub async fn get(
+    ctx: &Ctx,
+    claimed: &Claimed,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Handled, Handled> {
     let rt = kind.resource_type();
     ctx.about(kind, Some(id));
     let projection = ctx.projection(rt)?;
-    let (tenant, id_owned) = (ctx.tenant(), id.to_string());
+    let id_owned = id.to_string();
     let proj = projection.clone();
-    let lookup = move |conn: &rusqlite::Connection| {
-        let Some(s) = store::get(conn, &tenant, kind, &id_owned)? else {
+    let lookup = move |conn: &Connection, tenant: &TenantId| {
+        let Some(s) = store::get(conn, tenant, kind, &id_owned)? else {
             return Ok(None);
         };
         let related = if wants_related(&s, &proj) {
@@ -386,16 +404,22 @@ pub async fn get(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Bod
         Ok(Some((s, related)))
     };
     // A lookup by id is one index probe, except a group's members (100,000 rows, perhaps).
-    let found = read(ctx, !heavy_related(kind, &projection), lookup).await?;
-    let (stored, related) =
-        found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
-    let etag = stored.etag();
-    let body = render_with(ctx, stored, related, &projection);
-    Ok(response::resource(200, &body, &etag, None))
+    let point = !heavy_related(kind, &projection);
+    let (who, found) = read_confirming(ctx, claimed, point, lookup).await?;
+    let answer = found.and_then(|found| {
+        let (stored, related) =
+            found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
+        let etag = stored.etag();
+        let body = render_with(ctx, stored, related, &projection);
+        Ok(response::resource(200, &body, &etag, None))
+    });
+    Ok(Handled::Confirmed(who, answer))
 }
 
+/// `POST /Users`, `POST /Groups`.
 pub async fn create(
     ctx: &Ctx,
+    who: &Principal,
     kind: ResourceKind,
     body: Value,
 ) -> Result<Response<Body>, ScimError> {
@@ -404,13 +428,12 @@ pub async fn create(
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
-    let tenant = ctx.tenant();
     let proj = projection.clone();
     let (stored, related) = ctx
-        .write(201, move |conn| {
+        .write(who, 201, move |conn, tenant| {
             let s = store::create(
                 conn,
-                &tenant,
+                tenant,
                 kind,
                 normalised.doc,
                 normalised.members.as_deref(),
@@ -422,10 +445,7 @@ pub async fn create(
                 (ResourceKind::User, true) => Some(Vec::new()),
                 (ResourceKind::Group, true) => Some(store::related_of(conn, &s)?),
             };
-            let logged = Logged {
-                resource_id: s.id.clone(),
-                notes: Vec::new(),
-            };
+            let logged = Logged::about(s.id.clone());
             Ok(((s, related), logged))
         })
         .await?;
@@ -435,8 +455,10 @@ pub async fn create(
     Ok(response::resource(201, &body, &etag, Some(&location)))
 }
 
+/// `PUT /Users/{id}`, `PUT /Groups/{id}`.
 pub async fn replace(
     ctx: &Ctx,
+    who: &Principal,
     kind: ResourceKind,
     id: &str,
     body: Value,
@@ -446,29 +468,23 @@ pub async fn replace(
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
-    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
+    let (id, precondition) = (id.to_string(), ctx.precondition.clone());
     let stored = ctx
-        .write(200, move |conn| {
+        .write(who, 200, move |conn, tenant| {
             let s = store::replace(
                 conn,
-                &tenant,
+                tenant,
                 kind,
                 &id,
                 normalised.doc,
                 normalised.members.as_deref(),
-                if_match.as_deref(),
+                precondition.as_ref(),
             )?;
-            Ok((
-                s,
-                Logged {
-                    resource_id: id,
-                    notes: Vec::new(),
-                },
-            ))
+            Ok((s, Logged::about(id)))
         })
         .await?;
     let etag = stored.etag();
-    let body = render_one(ctx, stored, &projection).await?;
+    let body = render_one(ctx, who, stored, &projection).await?;
     Ok(response::resource(200, &body, &etag, None))
 }
 
@@ -477,6 +493,7 @@ pub async fn replace(
 /// request asks for attributes.
 pub async fn patch(
     ctx: &Ctx,
+    who: &Principal,
     kind: ResourceKind,
     id: &str,
     body: Value,
@@ -490,10 +507,11 @@ pub async fn patch(
         || ctx.has_param("attributes")
         || ctx.has_param("excludedAttributes");
     let status = if wants_body { 200 } else { 204 };
-    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
+    let (id, precondition) = (id.to_string(), ctx.precondition.clone());
     let stored = ctx
-        .write(status, move |conn| {
-            let (s, notes) = store::patch(conn, &tenant, kind, &id, &request, if_match.as_deref())?;
+        .write(who, status, move |conn, tenant| {
+            let (s, notes) =
+                store::patch(conn, tenant, kind, &id, &request, precondition.as_ref())?;
             Ok((
                 s,
                 Logged {
@@ -507,35 +525,45 @@ pub async fn patch(
     if !wants_body {
         return Ok(response::no_content(Some(&etag)));
     }
-    let body = render_one(ctx, stored, &projection).await?;
+    let body = render_one(ctx, who, stored, &projection).await?;
     Ok(response::resource(200, &body, &etag, None))
 }
 
-pub async fn delete(ctx: &Ctx, kind: ResourceKind, id: &str) -> Result<Response<Body>, ScimError> {
+/// `DELETE /Users/{id}`, `DELETE /Groups/{id}`.
+pub async fn delete(
+    ctx: &Ctx,
+    who: &Principal,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Response<Body>, ScimError> {
     ctx.about(kind, Some(id));
-    let (tenant, id, if_match) = (ctx.tenant(), id.to_string(), ctx.if_match.clone());
-    ctx.write(204, move |conn| {
-        store::delete(conn, &tenant, kind, &id, if_match.as_deref())?;
-        Ok((
-            (),
-            Logged {
-                resource_id: id,
-                notes: Vec::new(),
-            },
-        ))
+    let (id, precondition) = (id.to_string(), ctx.precondition.clone());
+    ctx.write(who, 204, move |conn, tenant| {
+        store::delete(conn, tenant, kind, &id, precondition.as_ref())?;
+        Ok(((), Logged::about(id)))
     })
     .await?;
     Ok(response::no_content(None))
 }
 
-/// Run one list query for a resource type and render its page.
-async fn run_list(
-    ctx: &Ctx,
+/// One page of a list: the total and each resource with its members/groups when wanted.
+type Page = (usize, Vec<(Stored, Option<Vec<Member>>)>);
+
+/// The read of one list query for a resource type, and whether it is a point lookup (runs on
+/// the calling thread).
+#[allow(clippy::type_complexity)]
+fn list_read(
     kind: ResourceKind,
     req: &ListRequest,
     start: usize,
     count: usize,
-) -> Result<(usize, Vec<Value>), ScimError> {
+) -> Result<
+    (
+        bool,
+        impl FnOnce(&Connection, &TenantId) -> storage::Result<Page> + Send + 'static,
+    ),
+    ScimError,
+> {
     let rt = kind.resource_type();
     let sort = match &req.sort_by {
         Some(p) => Some((query::sort_expression(p, rt)?, req.descending)),
@@ -547,7 +575,6 @@ async fn run_list(
         start_index: start,
         count,
     };
-    let tenant = ctx.tenant();
     let proj = req.projection.clone();
     let point = req
         .filter
@@ -555,8 +582,8 @@ async fn run_list(
         .is_some_and(|f| query::is_point_lookup(f, rt))
         && !heavy_related(kind, &req.projection);
     // One read for the page and, when wanted, each resource's members/groups.
-    let page = move |conn: &rusqlite::Connection| {
-        let (total, rows) = store::list(conn, &tenant, kind, &q)?;
+    let page = move |conn: &Connection, tenant: &TenantId| {
+        let (total, rows) = store::list(conn, tenant, kind, &q)?;
         let mut out = Vec::with_capacity(rows.len());
         for s in rows {
             let related = if wants_related(&s, &proj) {
@@ -568,21 +595,46 @@ async fn run_list(
         }
         Ok((total, out))
     };
-    let (total, rows) = read(ctx, point, page).await?;
-    let out = rows
-        .into_iter()
-        .map(|(s, related)| render_with(ctx, s, related, &req.projection))
-        .collect();
-    Ok((total, out))
+    Ok((point, page))
 }
 
+fn render_page(ctx: &Ctx, page: Page, projection: &Projection) -> (usize, Vec<Value>) {
+    let (total, rows) = page;
+    let out = rows
+        .into_iter()
+        .map(|(s, related)| render_with(ctx, s, related, projection))
+        .collect();
+    (total, out)
+}
+
+/// `GET /Users`, `GET /Groups`: the token is checked in the page's own read.
 pub async fn list(
     ctx: &Ctx,
+    claimed: &Claimed,
+    kind: ResourceKind,
+    params: ListParams,
+) -> Result<Handled, Handled> {
+    let req = params.parse(kind.resource_type())?;
+    let (point, read) = list_read(kind, &req, req.start_index, req.count)?;
+    let (who, page) = read_confirming(ctx, claimed, point, read).await?;
+    let answer = page.map(|page| {
+        let (total, resources) = render_page(ctx, page, &req.projection);
+        response::json(200, &list::response(total, req.start_index, resources))
+    });
+    Ok(Handled::Confirmed(who, answer))
+}
+
+/// `POST /Users/.search`, `POST /Groups/.search`.
+pub async fn search(
+    ctx: &Ctx,
+    who: &Principal,
     kind: ResourceKind,
     params: ListParams,
 ) -> Result<Response<Body>, ScimError> {
     let req = params.parse(kind.resource_type())?;
-    let (total, resources) = run_list(ctx, kind, &req, req.start_index, req.count).await?;
+    let (point, read) = list_read(kind, &req, req.start_index, req.count)?;
+    let page = read_as(ctx, who, point, read).await?;
+    let (total, resources) = render_page(ctx, page, &req.projection);
     Ok(response::json(
         200,
         &list::response(total, req.start_index, resources),
@@ -591,25 +643,34 @@ pub async fn list(
 
 /// `POST /.search` at the root: Users then Groups, paged over the concatenation. An attribute
 /// that one type does not have simply matches nothing of that type.
-pub async fn search_all(ctx: &Ctx, params: ListParams) -> Result<Response<Body>, ScimError> {
+pub async fn search_all(
+    ctx: &Ctx,
+    who: &Principal,
+    params: ListParams,
+) -> Result<Response<Body>, ScimError> {
     let mut total = 0;
     let mut page = Vec::new();
     let mut start = None;
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let req = match params.parse(kind.resource_type()) {
             Ok(r) => r,
-            Err(e) if e.scim_type == Some(crate::scim::error::ScimType::InvalidFilter) => continue,
+            Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => continue,
             Err(e) => return Err(e),
         };
         let skip = req.start_index.saturating_sub(1).saturating_sub(total);
         let want = req.count.saturating_sub(page.len());
         start.get_or_insert(req.start_index);
-        match run_list(ctx, kind, &req, skip + 1, want).await {
-            Ok((n, mut rows)) => {
+        let rows = match list_read(kind, &req, skip + 1, want) {
+            Ok((point, read)) => read_as(ctx, who, point, read).await,
+            Err(e) => Err(e),
+        };
+        match rows {
+            Ok(rows) => {
+                let (n, mut rows) = render_page(ctx, rows, &req.projection);
                 total += n;
                 page.append(&mut rows);
             }
-            Err(e) if e.scim_type == Some(crate::scim::error::ScimType::InvalidFilter) => continue,
+            Err(e) if e.scim_type == Some(ScimType::InvalidFilter) => continue,
             Err(e) => return Err(e),
         }
     }
@@ -617,4 +678,21 @@ pub async fn search_all(ctx: &Ctx, params: ListParams) -> Result<Response<Body>,
         200,
         &list::response(total, start.unwrap_or(1), page),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_names_versions_or_any() {
+        assert_eq!(parse_if_match("*"), Precondition::Any);
+        assert_eq!(
+            parse_if_match("W/\"3\", \"4\""),
+            Precondition::OneOf(vec![Version(3), Version(4)])
+        );
+        // Not one of our tags: matches no version (412), never "any".
+        assert_eq!(parse_if_match("W/\"abc\""), Precondition::OneOf(vec![]));
+        assert_eq!(parse_if_match("W/\"2\", *"), Precondition::Any);
+    }
 }

@@ -12,11 +12,11 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response};
 use serde_json::Value;
 
-use super::auth::{self, AuthFailure};
-use super::resources::{self, Ctx};
+use super::auth::{self, Refusal};
+use super::resources::{self, Ctx, Handled};
 use super::response::{self, Body};
 use crate::app::App;
-use crate::auth::{Principal, TokenError};
+use crate::auth::{Claimed, Principal, TokenError};
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
@@ -133,35 +133,10 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
     else {
         return Outcome::Scim(Err(ScimError::not_found(format!("no resource at {path}"))));
     };
-    let principal = match auth::verify(app, req.headers()) {
-        Ok(p) => p,
+    let claimed = match auth::claim(app, req.headers()) {
+        Ok(c) => c,
         Err(why) => return refused(draft, why, &path),
     };
-    let method = req.method().clone();
-    // The database half of authentication: a GET runs it inside its own read transaction
-    // (`resources::read`); anything else before it starts, as every write must.
-    let confirmed_first = method != Method::GET;
-    if confirmed_first {
-        match auth::confirm(app, &principal).await {
-            Ok(()) => {}
-            Err(AuthFailure::Rejected(why)) => return refused(draft, why, &path),
-            Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
-        }
-    }
-    let ctx = Ctx::new(app.clone(), principal.clone(), &req, draft.clone());
-    if app.limiter.check_key(&principal.token_id).is_err() {
-        let slow_down = ScimError::too_many_requests(
-            "Request rate limit for this token exceeded; retry after the delay in Retry-After",
-        );
-        return finish_unread(app, &principal, draft, &path, confirmed_first, slow_down).await;
-    }
-    let ctx = match ctx {
-        Ok(ctx) => ctx,
-        Err(e) => return finish_unread(app, &principal, draft, &path, confirmed_first, e).await,
-    };
-    if confirmed_first {
-        ctx.confirmed_elsewhere();
-    }
     let segments: Vec<String> = rest
         .trim_matches('/')
         .split('/')
@@ -173,20 +148,29 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
         })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let result = dispatch(&ctx, &method, &segs, req).await;
-    if let Some(why) = ctx.refusal() {
-        return refused(draft, why, &path);
-    }
-    let result = if ctx.is_confirmed() {
-        result
+    let handled = if req.method() == Method::GET {
+        // The database half of authentication runs inside the handler's own read transaction.
+        handle_read(app, &claimed, req, draft, &segs).await
     } else {
+        // Anything else is confirmed before it starts, as every write must be.
+        match auth::confirm(app, draft, &claimed).await {
+            Ok(who) => {
+                let result = handle_write(app, &who, req, draft, &segs).await;
+                Handled::Confirmed(who, result)
+            }
+            Err(refusal) => Handled::Refused(refusal),
+        }
+    };
+    let result = match handled {
+        Handled::Confirmed(_who, result) => result,
         // Ended without a read (discovery, an error found before reading): no answer but 401
         // for a token the database does not confirm.
-        ctx.confirm().await.and(result)
+        Handled::Unconfirmed(result) => match auth::confirm(app, draft, &claimed).await {
+            Ok(_who) => result,
+            Err(refusal) => return refusal_outcome(draft, refusal, &path),
+        },
+        Handled::Refused(refusal) => return refusal_outcome(draft, refusal, &path),
     };
-    if let Some(why) = ctx.refusal() {
-        return refused(draft, why, &path);
-    }
     if let Err(e) = &result {
         if e.status >= 500 {
             tracing::error!(detail = %e.detail, "request failed");
@@ -202,25 +186,22 @@ fn refused(draft: &Draft, why: TokenError, path: &str) -> Outcome {
     Outcome::Scim(Err(ScimError::unauthorized()))
 }
 
-/// Answer `error` for a request that stops before dispatch, once the database has confirmed
-/// the token (`confirmed`: already done) — else 401.
-async fn finish_unread(
-    app: &Arc<App>,
-    principal: &Principal,
-    draft: &Draft,
-    path: &str,
-    confirmed: bool,
-    error: ScimError,
-) -> Outcome {
-    if !confirmed {
-        match auth::confirm(app, principal).await {
-            Ok(()) => {}
-            Err(AuthFailure::Rejected(why)) => return refused(draft, why, path),
-            Err(AuthFailure::Store(e)) => return Outcome::Scim(Err(e.into_scim())),
-        }
+fn refusal_outcome(draft: &Draft, refusal: Refusal, path: &str) -> Outcome {
+    match refusal {
+        Refusal::Token(why) => refused(draft, why, path),
+        Refusal::Unavailable(e) => Outcome::Scim(Err(e)),
     }
-    draft.set_caller(principal);
-    Outcome::Scim(Err(error))
+}
+
+/// Per-token rate limit, checked once the request has a token whose signature holds.
+fn rate_limited(app: &App, claimed: &Claimed) -> Result<(), ScimError> {
+    app.limiter
+        .check_key(&claimed.token().to_string())
+        .map_err(|_| {
+            ScimError::too_many_requests(
+                "Request rate limit for this token exceeded; retry after the delay in Retry-After",
+            )
+        })
 }
 
 fn resource_kind(segment: &str) -> Option<ResourceKind> {
@@ -233,30 +214,75 @@ fn resource_kind(segment: &str) -> Option<ResourceKind> {
     }
 }
 
-async fn dispatch(
-    ctx: &Ctx,
-    method: &Method,
-    segs: &[&str],
+/// A GET, on behalf of a claim: handlers confirm it in their own read.
+async fn handle_read(
+    app: &Arc<App>,
+    claimed: &Claimed,
     req: Request<Incoming>,
-) -> Result<Response<Body>, ScimError> {
+    draft: &Arc<Draft>,
+    segs: &[&str],
+) -> Handled {
+    if let Err(e) = rate_limited(app, claimed) {
+        return Handled::Unconfirmed(Err(e));
+    }
+    let ctx = match Ctx::new(app.clone(), &req, draft.clone()) {
+        Ok(ctx) => ctx,
+        Err(e) => return Handled::Unconfirmed(Err(e)),
+    };
     let base = ctx.base_url();
-    match segs {
-        [disc, rest @ ..] if is_discovery(disc) => {
-            if method != Method::GET {
-                return Err(ScimError::method_not_allowed(format!(
-                    "{disc} is read-only; use GET"
-                )));
-            }
-            discovery_get(disc, rest, &base, ctx.app.config.limits.max_body_bytes)
+    let outcome = match segs {
+        [disc, rest @ ..] if is_discovery(disc) => Ok(Handled::Unconfirmed(discovery_get(
+            disc,
+            rest,
+            &base,
+            app.config.limits.max_body_bytes,
+        ))),
+        [".search"] => Err(ScimError::method_not_allowed(".search takes POST").into()),
+        [kind, ".search"] if resource_kind(kind).is_some() => {
+            Err(ScimError::method_not_allowed(".search takes POST").into())
         }
+        [kind] => match resource_kind(kind) {
+            Some(kind) => {
+                let params = list::ListParams::from_query(ctx.query_pairs());
+                resources::list(&ctx, claimed, kind, params).await
+            }
+            None => Err(ScimError::not_found("no such endpoint").into()),
+        },
+        [kind, id] => match resource_kind(kind) {
+            Some(kind) => resources::get(&ctx, claimed, kind, id).await,
+            None => Err(ScimError::not_found("no such endpoint").into()),
+        },
+        _ => Err(ScimError::not_found("no such endpoint").into()),
+    };
+    outcome.unwrap_or_else(|handled| handled)
+}
+
+/// Any other method, for a principal the database has confirmed.
+async fn handle_write(
+    app: &Arc<App>,
+    who: &Principal,
+    req: Request<Incoming>,
+    draft: &Arc<Draft>,
+    segs: &[&str],
+) -> Result<Response<Body>, ScimError> {
+    let claimed_key = who.credential().to_string();
+    if app.limiter.check_key(&claimed_key).is_err() {
+        return Err(ScimError::too_many_requests(
+            "Request rate limit for this token exceeded; retry after the delay in Retry-After",
+        ));
+    }
+    let ctx = Ctx::new(app.clone(), &req, draft.clone())?;
+    let method = req.method().clone();
+    match segs {
+        [disc, ..] if is_discovery(disc) => Err(ScimError::method_not_allowed(format!(
+            "{disc} is read-only; use GET"
+        ))),
         [kind] if resource_kind(kind).is_some() => {
             let kind = resource_kind(kind).ok_or_else(ScimError::internal)?;
-            match *method {
-                Method::GET => {
-                    resources::list(ctx, kind, list::ListParams::from_query(ctx.query_pairs()))
-                        .await
+            match method {
+                Method::POST => {
+                    resources::create(&ctx, who, kind, read_json(&ctx, req).await?).await
                 }
-                Method::POST => resources::create(ctx, kind, read_json(ctx, req).await?).await,
                 _ => Err(ScimError::method_not_allowed(format!(
                     "{method} is not allowed on {}",
                     kind.resource_type().endpoint
@@ -268,16 +294,19 @@ async fn dispatch(
             if method != Method::POST {
                 return Err(ScimError::method_not_allowed(".search takes POST"));
             }
-            let params = list::ListParams::from_search_body(&read_json(ctx, req).await?)?;
-            resources::list(ctx, kind, params).await
+            let params = list::ListParams::from_search_body(&read_json(&ctx, req).await?)?;
+            resources::search(&ctx, who, kind, params).await
         }
         [kind, id] if resource_kind(kind).is_some() => {
             let kind = resource_kind(kind).ok_or_else(ScimError::internal)?;
-            match *method {
-                Method::GET => resources::get(ctx, kind, id).await,
-                Method::PUT => resources::replace(ctx, kind, id, read_json(ctx, req).await?).await,
-                Method::PATCH => resources::patch(ctx, kind, id, read_json(ctx, req).await?).await,
-                Method::DELETE => resources::delete(ctx, kind, id).await,
+            match method {
+                Method::PUT => {
+                    resources::replace(&ctx, who, kind, id, read_json(&ctx, req).await?).await
+                }
+                Method::PATCH => {
+                    resources::patch(&ctx, who, kind, id, read_json(&ctx, req).await?).await
+                }
+                Method::DELETE => resources::delete(&ctx, who, kind, id).await,
                 _ => Err(ScimError::method_not_allowed(format!(
                     "{method} is not allowed on a single resource"
                 ))),
@@ -287,8 +316,8 @@ async fn dispatch(
             if method != Method::POST {
                 return Err(ScimError::method_not_allowed(".search takes POST"));
             }
-            let params = list::ListParams::from_search_body(&read_json(ctx, req).await?)?;
-            resources::search_all(ctx, params).await
+            let params = list::ListParams::from_search_body(&read_json(&ctx, req).await?)?;
+            resources::search_all(&ctx, who, params).await
         }
         _ => Err(ScimError::not_found("no such endpoint")),
     }

@@ -23,31 +23,66 @@ use std::time::Duration;
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
+use crate::domain::Version;
 use crate::scim::error::ScimError;
+use crate::scim::schema::ResourceKind;
 use readers::Readers;
 pub use writer::Writer;
 
 /// How long a statement waits for another process's lock before giving up with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What can go wrong below the protocol layer.
-#[derive(Debug, thiserror::Error)]
+/// What can go wrong in the store, in the directory's own terms. Only `http` turns these into
+/// SCIM errors, statuses and headers (`http::errors`); the CLI prints them.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// A protocol-level outcome decided inside a transaction (uniqueness, not found…).
+    /// No resource of this kind with this id in the caller's tenant (another tenant's resource
+    /// is indistinguishable from a missing one).
+    #[error("{} {id} not found", kind.name())]
+    NotFound { kind: ResourceKind, id: String },
+    /// Another resource of the tenant already holds this unique value.
+    #[error("{attribute} '{value}' is already in use")]
+    Conflict {
+        attribute: &'static str,
+        value: String,
+    },
+    /// The request's precondition (`If-Match`) names a version other than the current one.
+    #[error("the current version is {}", current.etag())]
+    VersionMismatch { current: Version },
+    /// The request names something the directory cannot hold.
+    #[error("{0}")]
+    Invalid(Invalid),
+    /// The protocol refused the request inside the transaction (a PATCH operation that does
+    /// not apply to the stored document): the protocol's own error, passed through unchanged.
     #[error(transparent)]
-    Scim(#[from] ScimError),
+    Rejected(ScimError),
     #[error("database is busy (locked by another process)")]
     Busy,
     #[error("database or disk is full")]
     Full,
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("the read connections are closed (the server is stopping)")]
+    ReadersClosed,
+    #[error("a read task failed: {0}")]
+    ReadTaskFailed(String),
     #[error("sqlite: {0}")]
-    Sqlite(rusqlite::Error),
-    #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Other(String),
+    Sqlite(Arc<rusqlite::Error>),
+    #[error("stored JSON: {0}")]
+    Json(Arc<serde_json::Error>),
+}
+
+/// Requests the directory refuses as invalid, whatever the protocol says of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("member '{0}' is not a user or group of this tenant")]
+    UnknownMember(String),
+    #[error("a group cannot be a member of itself")]
+    SelfMembership,
+    #[error("tenant name {0:?} must be 1-64 characters of letters, digits, '-', '_' or '.'")]
+    TenantName(String),
+    #[error("tenant {0:?} already exists")]
+    TenantExists(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -57,30 +92,26 @@ impl From<rusqlite::Error> for StoreError {
                 StoreError::Busy
             }
             Some(rusqlite::ErrorCode::DiskFull) => StoreError::Full,
-            _ => StoreError::Sqlite(e),
+            _ => StoreError::Sqlite(Arc::new(e)),
         }
     }
 }
 
-impl StoreError {
-    /// The error a client sees. Internal causes are logged here and never sent.
-    pub fn into_scim(self) -> ScimError {
-        match self {
-            StoreError::Scim(e) => e,
-            StoreError::Busy => {
-                ScimError::unavailable("The directory is busy; retry in a few seconds")
-            }
-            StoreError::Full => {
-                tracing::error!("database or disk full: writes are refused until space is freed");
-                ScimError::insufficient_storage(
-                    "The directory has no space left for this change; retry later",
-                )
-            }
-            other => {
-                tracing::error!(error = %other, "storage failure");
-                ScimError::internal()
-            }
-        }
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Json(Arc::new(e))
+    }
+}
+
+impl From<Invalid> for StoreError {
+    fn from(e: Invalid) -> Self {
+        StoreError::Invalid(e)
+    }
+}
+
+impl From<ScimError> for StoreError {
+    fn from(e: ScimError) -> Self {
+        StoreError::Rejected(e)
     }
 }
 
@@ -261,16 +292,6 @@ impl Store {
         self.inner.readers.close();
         self.inner.writer.shutdown();
     }
-}
-
-/// Current time as RFC 3339 UTC with millisecond precision (stored and returned in `meta`).
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
 #[cfg(test)]

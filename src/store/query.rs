@@ -9,6 +9,7 @@
 
 use rusqlite::types::Value as SqlValue;
 
+use crate::domain::TenantId;
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompareOp, Filter, Literal};
 use crate::scim::path::AttrPath;
@@ -76,7 +77,7 @@ pub fn is_point_lookup(filter: &Filter, rt: &'static ResourceType) -> bool {
 pub fn compile(
     filter: &Filter,
     rt: &'static ResourceType,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Sql, ScimError> {
     let mut sql = Sql::default();
     Compiler { rt, tenant_id }.filter(filter, &mut sql)?;
@@ -85,7 +86,7 @@ pub fn compile(
 
 struct Compiler<'a> {
     rt: &'static ResourceType,
-    tenant_id: &'a str,
+    tenant_id: &'a TenantId,
 }
 
 /// An SQL expression yielding an attribute's value, and how to compare it.
@@ -561,7 +562,12 @@ pub fn sort_expression(path: &AttrPath, rt: &'static ResourceType) -> Result<Str
         base.push_str(&format!("[0].\"{sub}\""));
         return Ok(format!("fold(json_extract(r.doc, '{base}'))"));
     }
-    let c = Compiler { rt, tenant_id: "" };
+    // A sort key never reaches the member sub-selects, the only place the tenant is bound.
+    let no_tenant = TenantId::new("");
+    let c = Compiler {
+        rt,
+        tenant_id: &no_tenant,
+    };
     let op = c
         .scalar_operand(&r)
         .map_err(|e| ScimError::invalid_value(format!("sortBy: {}", e.detail)))?;

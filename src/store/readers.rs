@@ -73,7 +73,7 @@ impl Readers {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| StoreError::Other("read connections closed".into()))?;
+            .map_err(|_| StoreError::ReadersClosed)?;
         let this = self.clone();
         let abandoned = Arc::new(AtomicBool::new(false));
         // Set when this future is dropped before the read ends; harmless once it has ended.
@@ -95,7 +95,7 @@ impl Readers {
             out
         })
         .await
-        .map_err(|e| StoreError::Other(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::ReadTaskFailed(e.to_string()))?
     }
 
     /// Close every idle connection and refuse new reads (a waiting read fails). Called before

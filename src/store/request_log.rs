@@ -75,7 +75,7 @@ pub fn prune(conn: &Connection, before: &str, keep_rows: i64, chunk: i64) -> Res
 /// What `grouptalk-scim log` asks for.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<crate::domain::TenantId>,
     pub since: Option<String>,
     /// Inclusive status range, e.g. 400..=499.
     pub status: Option<(u16, u16)>,

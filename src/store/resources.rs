@@ -10,8 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::query::{self, fold};
-use super::{now_rfc3339, Result, StoreError};
-use crate::scim::error::ScimError;
+use super::{Invalid, Result, StoreError};
+use crate::domain::{TenantId, Timestamp, Version};
 use crate::scim::filter::Filter;
 use crate::scim::patch::{self, MemberOp, PatchRequest};
 use crate::scim::resource::MemberRef;
@@ -23,16 +23,39 @@ pub struct Stored {
     pub seq: i64,
     pub id: String,
     pub kind: ResourceKind,
-    pub version: i64,
-    pub created: String,
-    pub last_modified: String,
+    pub version: Version,
+    pub created: Timestamp,
+    pub last_modified: Timestamp,
     pub doc: Value,
 }
 
 impl Stored {
     /// The weak ETag (`meta.version`, `ETag` header).
     pub fn etag(&self) -> String {
-        format!("W/\"{}\"", self.version)
+        self.version.etag()
+    }
+}
+
+/// What a request's `If-Match` asks of the current version (parsed by `http`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `*`: any current version.
+    Any,
+    /// One of these versions (an entity tag that is not one of ours matches none).
+    OneOf(Vec<Version>),
+}
+
+impl Precondition {
+    fn check(&self, current: Version) -> Result<()> {
+        let holds = match self {
+            Precondition::Any => true,
+            Precondition::OneOf(versions) => versions.contains(&current),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(StoreError::VersionMismatch { current })
+        }
     }
 }
 
@@ -79,9 +102,9 @@ struct Row {
     seq: i64,
     id: String,
     kind: String,
-    version: i64,
-    created: String,
-    last_modified: String,
+    version: Version,
+    created: Timestamp,
+    last_modified: Timestamp,
     doc: String,
     external_id: Option<String>,
     user_name: Option<String>,
@@ -168,7 +191,7 @@ fn stored_doc(doc: &Value, ex: &Extracted) -> Result<String> {
 
 pub fn get(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     id: &str,
 ) -> Result<Option<Stored>> {
@@ -183,35 +206,21 @@ pub fn get(
     row.map(to_stored).transpose()
 }
 
-fn get_required(conn: &Connection, tenant: &str, kind: ResourceKind, id: &str) -> Result<Stored> {
-    get(conn, tenant, kind, id)?.ok_or_else(|| not_found(kind, id))
+fn get_required(
+    conn: &Connection,
+    tenant: &TenantId,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Stored> {
+    get(conn, tenant, kind, id)?.ok_or_else(|| StoreError::NotFound {
+        kind,
+        id: id.to_string(),
+    })
 }
 
-fn not_found(kind: ResourceKind, id: &str) -> StoreError {
-    StoreError::Scim(ScimError::not_found(format!(
-        "{} {id} not found",
-        kind.name()
-    )))
-}
-
-/// `If-Match`: `*` or a list of ETags, one of which must be the current version.
-fn check_if_match(stored: &Stored, if_match: Option<&str>) -> Result<()> {
-    let Some(header) = if_match else {
-        return Ok(());
-    };
-    let current = stored.etag();
-    let strong = current.trim_start_matches("W/");
-    let ok = header
-        .split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == current || t.trim_start_matches("W/") == strong);
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Scim(ScimError::precondition_failed(format!(
-            "If-Match {header} does not match the current version {current}"
-        ))))
-    }
+/// The request's precondition, if it has one, against the stored version.
+fn check_precondition(stored: &Stored, precondition: Option<&Precondition>) -> Result<()> {
+    precondition.map_or(Ok(()), |p| p.check(stored.version))
 }
 
 /// Columns extracted from the document for filtering, sorting and uniqueness.
@@ -235,7 +244,7 @@ fn extract(doc: &Value) -> Extracted {
 /// 409 when another resource of the tenant already has this userName / group displayName.
 fn check_unique(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     ex: &Extracted,
     self_seq: Option<i64>,
@@ -258,9 +267,10 @@ fn check_unique(
         .query_row(params![tenant, fold(value)], |r| r.get(0))
         .optional()?;
     match other {
-        Some(seq) if Some(seq) != self_seq => Err(StoreError::Scim(ScimError::uniqueness(
-            format!("{attr} '{value}' is already in use"),
-        ))),
+        Some(seq) if Some(seq) != self_seq => Err(StoreError::Conflict {
+            attribute: attr,
+            value: value.clone(),
+        }),
         _ => Ok(()),
     }
 }
@@ -290,11 +300,11 @@ fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
 
 fn record_change(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     id: &str,
     op: &str,
-    version: Option<i64>,
+    version: Option<Version>,
 ) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO changes (tenant, at, kind, resource_id, operation, version) \
@@ -302,7 +312,7 @@ fn record_change(
     )?
     .execute(params![
         tenant,
-        now_rfc3339(),
+        Timestamp::now(),
         kind_str(kind),
         id,
         op,
@@ -314,7 +324,7 @@ fn record_change(
 /// Insert a new resource (and its members, for a group).
 pub fn create(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     doc: Value,
     members: Option<&[MemberRef]>,
@@ -325,7 +335,7 @@ pub fn create(
     // page each: one page less to write per create. A millisecond timestamp and 74 random bits;
     // ids are not secrets (a tenant's data is guarded by its token, not by unguessable ids).
     let id = uuid::Uuid::now_v7().to_string();
-    let now = now_rfc3339();
+    let now = Timestamp::now();
     conn.prepare_cached(
         "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
          external_id, active, version, created, last_modified, doc) \
@@ -349,13 +359,13 @@ pub fn create(
     if let Some(members) = members {
         apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?;
     }
-    record_change(conn, tenant, kind, &id, "create", Some(1))?;
+    record_change(conn, tenant, kind, &id, "create", Some(Version::FIRST))?;
     Ok(Stored {
         seq,
         id,
         kind,
-        version: 1,
-        created: now.clone(),
+        version: Version::FIRST,
+        created: now,
         last_modified: now,
         doc,
     })
@@ -364,15 +374,15 @@ pub fn create(
 /// Store a changed document under a new version.
 fn update_row(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     old: &Stored,
     doc: Value,
     op: &str,
 ) -> Result<Stored> {
     let ex = extract(&doc);
     check_unique(conn, tenant, old.kind, &ex, Some(old.seq))?;
-    let now = now_rfc3339();
-    let version = old.version + 1;
+    let now = Timestamp::now();
+    let version = old.version.next();
     conn.prepare_cached(
         "UPDATE resources SET user_name = ?2, user_name_key = ?3, display_name = ?4, display_name_key = ?5, \
          external_id = ?6, active = ?7, version = ?8, last_modified = ?9, doc = ?10 WHERE seq = ?1",
@@ -402,15 +412,15 @@ fn update_row(
 /// PUT: replace the whole document (and the member list, when the body carried one).
 pub fn replace(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     id: &str,
     doc: Value,
     members: Option<&[MemberRef]>,
-    if_match: Option<&str>,
+    precondition: Option<&Precondition>,
 ) -> Result<Stored> {
     let old = get_required(conn, tenant, kind, id)?;
-    check_if_match(&old, if_match)?;
+    check_precondition(&old, precondition)?;
     if let Some(members) = members {
         apply_member_ops(
             conn,
@@ -427,14 +437,14 @@ pub fn replace(
 /// keeps the version.
 pub fn patch(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     id: &str,
     req: &PatchRequest,
-    if_match: Option<&str>,
+    precondition: Option<&Precondition>,
 ) -> Result<(Stored, Vec<&'static str>)> {
     let old = get_required(conn, tenant, kind, id)?;
-    check_if_match(&old, if_match)?;
+    check_precondition(&old, precondition)?;
     let mut doc = old.doc.clone();
     let outcome = patch::apply(kind.resource_type(), &mut doc, req)?;
     let members_changed = apply_member_ops(conn, tenant, old.seq, &outcome.member_ops)?;
@@ -447,13 +457,13 @@ pub fn patch(
 
 pub fn delete(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     id: &str,
-    if_match: Option<&str>,
+    precondition: Option<&Precondition>,
 ) -> Result<()> {
     let old = get_required(conn, tenant, kind, id)?;
-    check_if_match(&old, if_match)?;
+    check_precondition(&old, precondition)?;
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
@@ -464,7 +474,7 @@ pub fn delete(
 /// Apply member operations to a group's rows. Returns whether any row changed.
 fn apply_member_ops(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     group_seq: i64,
     ops: &[MemberOp],
 ) -> Result<bool> {
@@ -484,9 +494,7 @@ fn apply_member_ops(
                 for m in refs {
                     let seq = member_seq(conn, tenant, &m.value)?;
                     if seq == group_seq {
-                        return Err(StoreError::Scim(ScimError::invalid_value(
-                            "a group cannot be a member of itself",
-                        )));
+                        return Err(Invalid::SelfMembership.into());
                     }
                     changed |= insert.execute(params![group_seq, seq])? > 0;
                 }
@@ -506,15 +514,11 @@ fn apply_member_ops(
 }
 
 /// The row of a would-be member: a user or group of the same tenant, else 400 invalidValue.
-fn member_seq(conn: &Connection, tenant: &str, id: &str) -> Result<i64> {
+fn member_seq(conn: &Connection, tenant: &TenantId, id: &str) -> Result<i64> {
     conn.prepare_cached("SELECT seq FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND id = ?2")?
         .query_row(params![tenant, id], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| {
-            StoreError::Scim(ScimError::invalid_value(format!(
-                "member '{id}' is not a user or group of this tenant"
-            )))
-        })
+        .ok_or_else(|| Invalid::UnknownMember(id.to_string()).into())
 }
 
 /// The members of a group, in insertion order of the member resources.
@@ -559,7 +563,7 @@ fn related(conn: &Connection, sql: &str, seq: i64) -> Result<Vec<Member>> {
 }
 
 /// The manager's display name is looked up, never stored (it would go stale).
-pub fn display_name(conn: &Connection, tenant: &str, id: &str) -> Result<Option<String>> {
+pub fn display_name(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT COALESCE(display_name, user_name) FROM resources \
@@ -584,7 +588,7 @@ pub struct ListQuery {
 /// Run a list query: total matches and the requested page, in a stable order.
 pub fn list(
     conn: &Connection,
-    tenant: &str,
+    tenant: &TenantId,
     kind: ResourceKind,
     q: &ListQuery,
 ) -> Result<(usize, Vec<Stored>)> {
@@ -592,7 +596,7 @@ pub fn list(
         "r.tenant = (SELECT key FROM tenants WHERE id = ?) AND r.kind = {}",
         kind_sql(kind)
     );
-    let mut params: Vec<rusqlite::types::Value> = vec![tenant.to_string().into()];
+    let mut params: Vec<rusqlite::types::Value> = vec![tenant.as_str().to_string().into()];
     if let Some(f) = &q.filter {
         let compiled = query::compile(f, kind.resource_type(), tenant)?;
         where_sql.push_str(" AND (");

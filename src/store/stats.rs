@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection};
 
 use super::Result;
+use crate::domain::TenantId;
 
 /// What `/metrics` reads from the database at scrape time.
 pub struct DirectorySnapshot {
@@ -74,7 +75,7 @@ pub struct TenantCounts {
     pub memberships: i64,
 }
 
-pub fn tenant_counts(conn: &Connection, tenant_id: &str) -> Result<TenantCounts> {
+pub fn tenant_counts(conn: &Connection, tenant_id: &TenantId) -> Result<TenantCounts> {
     let count = |sql: &str| -> Result<i64> {
         Ok(conn
             .prepare_cached(sql)?
@@ -92,7 +93,11 @@ pub fn tenant_counts(conn: &Connection, tenant_id: &str) -> Result<TenantCounts>
 }
 
 /// Requests in the provisioning log since `since` (RFC 3339), as (status class 2/4/5, count).
-pub fn request_classes(conn: &Connection, tenant_id: &str, since: &str) -> Result<Vec<(i64, i64)>> {
+pub fn request_classes(
+    conn: &Connection,
+    tenant_id: &TenantId,
+    since: &str,
+) -> Result<Vec<(i64, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT status / 100, count(*) FROM request_log WHERE tenant_id = ?1 AND at >= ?2 GROUP BY 1 ORDER BY 1",
     )?;
@@ -110,7 +115,7 @@ pub struct TokenUse {
     pub revoked: Option<String>,
 }
 
-pub fn token_uses(conn: &Connection, tenant_id: &str) -> Result<Vec<TokenUse>> {
+pub fn token_uses(conn: &Connection, tenant_id: &TenantId) -> Result<Vec<TokenUse>> {
     let mut stmt = conn.prepare_cached(
         "SELECT k.id, k.label, (SELECT max(at) FROM request_log l WHERE l.token_id = k.id), k.expires, k.revoked \
          FROM tokens k WHERE k.tenant_id = ?1 ORDER BY k.created",

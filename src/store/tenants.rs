@@ -2,14 +2,15 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_rfc3339, Result, StoreError};
+use super::{Invalid, Result};
+use crate::domain::{TenantId, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub name: String,
     pub azure_tenant_id: Option<String>,
-    pub created: String,
+    pub created: Timestamp,
 }
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
@@ -22,7 +23,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
 }
 
 /// A tenant name is what administrators type: keep it simple and shell-safe.
-pub fn validate_name(name: &str) -> std::result::Result<(), String> {
+pub fn validate_name(name: &str) -> std::result::Result<(), Invalid> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -31,22 +32,20 @@ pub fn validate_name(name: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "tenant name {name:?} must be 1-64 characters of letters, digits, '-', '_' or '.'"
-        ))
+        Err(Invalid::TenantName(name.to_string()))
     }
 }
 
 pub fn create(conn: &Connection, name: &str, azure_tenant_id: Option<&str>) -> Result<Tenant> {
-    validate_name(name).map_err(StoreError::Other)?;
+    validate_name(name)?;
     if get_by_name(conn, name)?.is_some() {
-        return Err(StoreError::Other(format!("tenant {name:?} already exists")));
+        return Err(Invalid::TenantExists(name.to_string()).into());
     }
     let tenant = Tenant {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: TenantId::new(uuid::Uuid::new_v4().to_string()),
         name: name.to_string(),
         azure_tenant_id: azure_tenant_id.map(str::to_string),
-        created: now_rfc3339(),
+        created: Timestamp::now(),
     };
     conn.execute(
         "INSERT INTO tenants (id, name, azure_tenant_id, created) VALUES (?1, ?2, ?3, ?4)",
@@ -67,7 +66,7 @@ pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Tenant>> {
         .optional()?)
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<Tenant>> {
+pub fn get(conn: &Connection, id: &TenantId) -> Result<Option<Tenant>> {
     Ok(conn
         .prepare_cached("SELECT id, name, azure_tenant_id, created FROM tenants WHERE id = ?1")?
         .query_row([id], from_row)

@@ -1,6 +1,7 @@
 //! Store tests on real SQLite files: compiled filters are executed and compared by the ids they
 //! return (not by SQL text), and the filters Entra uses are shown to be answered from indexes.
 
+use crate::domain::TenantId;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
@@ -14,11 +15,11 @@ use crate::scim::schema::{ResourceKind, GROUP_TYPE, USER_TYPE};
 struct Fixture {
     _dir: tempfile::TempDir,
     conn: Connection,
-    tenant: String,
-    other_tenant: String,
+    tenant: TenantId,
+    other_tenant: TenantId,
 }
 
-fn user(conn: &Connection, tenant: &str, body: Value) -> String {
+fn user(conn: &Connection, tenant: &TenantId, body: Value) -> String {
     let n = normalise(&USER_TYPE, &body).unwrap();
     resources::create(conn, tenant, ResourceKind::User, n.doc, None)
         .unwrap()
@@ -218,7 +219,7 @@ fn invalid_filters_are_rejected_not_executed() {
         "meta.location eq \"x\"",
     ] {
         let parsed = filter::parse(f).unwrap();
-        let err = compile(&parsed, &USER_TYPE, "t").unwrap_err();
+        let err = compile(&parsed, &USER_TYPE, &TenantId::new("t")).unwrap_err();
         assert_eq!(
             err.scim_type,
             Some(crate::scim::error::ScimType::InvalidFilter),
@@ -237,7 +238,7 @@ fn plan(fx: &Fixture, kind: ResourceKind, text: &str) -> String {
     let compiled = compile(&filter::parse(text).unwrap(), rt, &fx.tenant).unwrap();
     let sql = format!("EXPLAIN QUERY PLAN SELECT r.seq FROM resources r WHERE r.tenant = (SELECT key FROM tenants WHERE id = ?) AND r.kind = ? AND ({})", compiled.text);
     let mut params: Vec<rusqlite::types::Value> = vec![
-        fx.tenant.clone().into(),
+        fx.tenant.to_string().into(),
         (if kind == ResourceKind::User {
             "User"
         } else {
@@ -362,7 +363,7 @@ fn v2_database_migrates_to_lean_schema() {
             "{gone} still in the stored doc: {raw}"
         );
     }
-    let s = resources::get(&conn, "t1", ResourceKind::User, "u-1")
+    let s = resources::get(&conn, &TenantId::new("t1"), ResourceKind::User, "u-1")
         .unwrap()
         .unwrap();
     assert_eq!(s.doc["userName"], "Alice@Contoso.com");
@@ -379,7 +380,8 @@ fn v2_database_migrates_to_lean_schema() {
         start_index: 1,
         count: 10,
     };
-    let (total, rows) = resources::list(&conn, "t1", ResourceKind::User, &q).unwrap();
+    let (total, rows) =
+        resources::list(&conn, &TenantId::new("t1"), ResourceKind::User, &q).unwrap();
     assert_eq!((total, rows[0].id.as_str()), (1, "u-1"));
     // v4: memberships, the change feed and the tenant survive the table rebuilds.
     let q = ListQuery {
@@ -388,7 +390,8 @@ fn v2_database_migrates_to_lean_schema() {
         start_index: 1,
         count: 10,
     };
-    let (total, rows) = resources::list(&conn, "t1", ResourceKind::Group, &q).unwrap();
+    let (total, rows) =
+        resources::list(&conn, &TenantId::new("t1"), ResourceKind::Group, &q).unwrap();
     assert_eq!((total, rows[0].id.as_str()), (1, "g-1"));
     let feed: (i64, String) = conn
         .query_row(
@@ -398,7 +401,13 @@ fn v2_database_migrates_to_lean_schema() {
         )
         .unwrap();
     assert_eq!(feed, (1, "t1".to_string()));
-    assert_eq!(tenants::get(&conn, "t1").unwrap().unwrap().name, "a");
+    assert_eq!(
+        tenants::get(&conn, &TenantId::new("t1"))
+            .unwrap()
+            .unwrap()
+            .name,
+        "a"
+    );
     let fk_on: i64 = conn
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
         .unwrap();

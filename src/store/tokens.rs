@@ -5,18 +5,19 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{now_rfc3339, Result};
+use super::Result;
+use crate::domain::{TenantId, Timestamp, TokenId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: TokenId,
+    pub tenant_id: TenantId,
     pub tenant_name: String,
     pub label: Option<String>,
-    pub created: String,
-    pub expires: Option<String>,
-    pub revoked: Option<String>,
-    pub last_used: Option<String>,
+    pub created: Timestamp,
+    pub expires: Option<Timestamp>,
+    pub revoked: Option<Timestamp>,
+    pub last_used: Option<Timestamp>,
 }
 
 const SELECT: &str =
@@ -38,11 +39,11 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
 
 pub fn insert(
     conn: &Connection,
-    id: &str,
-    tenant_id: &str,
+    id: &TokenId,
+    tenant_id: &TenantId,
     label: Option<&str>,
-    created: &str,
-    expires: Option<&str>,
+    created: Timestamp,
+    expires: Option<Timestamp>,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO tokens (id, tenant_id, label, created, expires) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -51,21 +52,21 @@ pub fn insert(
     Ok(())
 }
 
-pub fn get(conn: &Connection, id: &str) -> Result<Option<TokenRecord>> {
+pub fn get(conn: &Connection, id: &TokenId) -> Result<Option<TokenRecord>> {
     Ok(conn
         .prepare_cached(&format!("{SELECT} WHERE t.id = ?1"))?
         .query_row([id], from_row)
         .optional()?)
 }
 
-/// What a request's authentication needs to know of a token (see `http::auth::check`).
+/// What a request's authentication needs to know of a token (see `auth::Claimed::confirm`).
 pub struct TokenState {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub revoked: bool,
 }
 
 /// The per-request lookup: two columns, one statement text (cached), no row mapping to spare.
-pub fn state(conn: &Connection, id: &str) -> Result<Option<TokenState>> {
+pub fn state(conn: &Connection, id: &TokenId) -> Result<Option<TokenState>> {
     Ok(conn
         .prepare_cached(
             "SELECT t.tenant_id, t.revoked IS NOT NULL FROM tokens t \
@@ -89,15 +90,15 @@ pub fn list(conn: &Connection, tenant_name: Option<&str>) -> Result<Vec<TokenRec
 }
 
 /// Mark a token revoked. Returns false when no such token exists.
-pub fn revoke(conn: &Connection, id: &str) -> Result<bool> {
+pub fn revoke(conn: &Connection, id: &TokenId) -> Result<bool> {
     let n = conn.execute(
         "UPDATE tokens SET revoked = COALESCE(revoked, ?2) WHERE id = ?1",
-        params![id, now_rfc3339()],
+        params![id, Timestamp::now()],
     )?;
     Ok(n > 0)
 }
 
-pub fn touch(conn: &Connection, id: &str, at: &str) -> Result<()> {
+pub fn touch(conn: &Connection, id: &TokenId, at: Timestamp) -> Result<()> {
     conn.execute(
         "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
         params![id, at],

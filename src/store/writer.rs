@@ -161,7 +161,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let e = StoreError::from(e);
         for job in batch {
-            let (_, reply) = job(Err(clone_error(&e)));
+            let (_, reply) = job(Err(e.clone()));
             reply(None);
         }
         return;
@@ -201,7 +201,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, metrics: &WriterMetrics) {
         StoreError::from(e)
     });
     for (reply, own_error) in replies {
-        reply(own_error.or_else(|| commit_error.as_ref().map(clone_error)));
+        reply(own_error.or_else(|| commit_error.clone()));
     }
 }
 
@@ -269,14 +269,5 @@ impl Checkpointer {
         let _ = nudge.try_send(());
         drop(nudge);
         let _ = thread.join();
-    }
-}
-
-fn clone_error(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Busy => StoreError::Busy,
-        StoreError::Full => StoreError::Full,
-        StoreError::Scim(s) => StoreError::Scim(s.clone()),
-        other => StoreError::Other(other.to_string()),
     }
 }

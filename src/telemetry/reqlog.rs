@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::auth::Principal;
+use crate::domain::Timestamp;
 use crate::store::request_log::{self, Entry};
-use crate::store::{now_rfc3339, Store};
+use crate::store::Store;
 
 /// Entries waiting to be written; beyond this the newest are dropped (and counted).
 const QUEUE_CAPACITY: usize = 10_000;
@@ -32,7 +34,7 @@ impl Draft {
         Draft {
             started: Instant::now(),
             entry: Mutex::new(Entry {
-                at: now_rfc3339(),
+                at: Timestamp::now().to_rfc3339(),
                 request_id: request_id.to_string(),
                 tenant_id: None,
                 token_id: None,
@@ -65,10 +67,10 @@ impl Draft {
     }
 
     /// The caller, once the database has confirmed its token.
-    pub fn set_caller(&self, caller: &crate::auth::Principal) {
+    pub fn set_caller(&self, caller: &Principal) {
         self.update(|e| {
-            e.tenant_id = Some(caller.tenant_id.clone());
-            e.token_id = Some(caller.token_id.clone());
+            e.tenant_id = Some(caller.tenant().to_string());
+            e.token_id = Some(caller.credential().to_string());
         });
     }
 

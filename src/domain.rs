@@ -1,0 +1,172 @@
+//! Small value types every layer shares, so that a tenant id cannot be passed where a token id
+//! is meant, a version is not a bare integer and a time is not a string until it is rendered.
+//!
+//! Each id keeps the text it has in the database and on the wire (`Display`), and binds to SQL
+//! as that text (`ToSql`/`FromSql`), so typed ids cost nothing at run time.
+
+use std::fmt;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn new(text: impl Into<String>) -> $name {
+                $name(text.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.0.as_bytes())))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                String::column_result(value).map($name)
+            }
+        }
+    };
+}
+
+text_id!(
+    /// A tenant's id (a UUID, `tenants.id`): what tokens name in their `tid` claim. Not its
+    /// name (what administrators type) and not its key (the integer rows carry).
+    TenantId
+);
+
+text_id!(
+    /// A bearer token's id (`jti`, `tokens.id`). The token text itself is never stored.
+    TokenId
+);
+
+/// A resource's version: `meta.version` and the `ETag` header render it as `W/"n"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Version(pub i64);
+
+impl Version {
+    pub const FIRST: Version = Version(1);
+
+    pub fn next(self) -> Version {
+        Version(self.0 + 1)
+    }
+
+    /// The weak entity tag (RFC 7232 §2.3) of this version.
+    pub fn etag(self) -> String {
+        format!("W/\"{}\"", self.0)
+    }
+}
+
+impl ToSql for Version {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl FromSql for Version {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(value).map(Version)
+    }
+}
+
+/// A point in time, UTC, millisecond precision: stored and rendered as RFC 3339
+/// (`2026-01-02T03:04:05.678Z`). Text in the database, so SQLite's date functions still apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    pub fn now() -> Timestamp {
+        Timestamp::from(OffsetDateTime::now_utc())
+    }
+
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(Timestamp::from)
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        self.0
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    }
+
+    pub fn unix_seconds(self) -> i64 {
+        self.0.unix_timestamp()
+    }
+}
+
+impl From<OffsetDateTime> for Timestamp {
+    /// Truncated to milliseconds, in UTC: what the database keeps.
+    fn from(t: OffsetDateTime) -> Timestamp {
+        let t = t.to_offset(time::UtcOffset::UTC);
+        let ms = t.millisecond() as u32 * 1_000_000;
+        Timestamp(t.replace_nanosecond(ms).unwrap_or(t))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_rfc3339()))
+    }
+}
+
+impl FromSql for Timestamp {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Timestamp::parse(text)
+            .ok_or_else(|| FromSqlError::Other(format!("not an RFC 3339 time: {text:?}").into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_at_millisecond_precision_in_utc() {
+        let t = Timestamp::parse("2026-03-04T05:06:07.891234+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-03-04T03:06:07.891Z");
+        assert_eq!(Timestamp::parse(&t.to_rfc3339()), Some(t));
+        assert!(Timestamp::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn versions_render_as_weak_etags() {
+        assert_eq!(Version::FIRST.next().etag(), "W/\"2\"");
+    }
+
+    #[test]
+    fn ids_bind_to_sql_as_their_text() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let id = TenantId::new("t-1");
+        let back: TenantId = conn.query_row("SELECT ?1", [&id], |r| r.get(0)).unwrap();
+        assert_eq!(back, id);
+        let at = Timestamp::parse("2026-01-01T00:00:00.5Z").unwrap();
+        let text: String = conn.query_row("SELECT ?1", [&at], |r| r.get(0)).unwrap();
+        assert_eq!(text, "2026-01-01T00:00:00.5Z");
+    }
+}

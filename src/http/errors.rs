@@ -1,0 +1,80 @@
+//! Where the store's domain errors become SCIM errors (RFC 7644 §3.12): the only place that
+//! decides which status and `scimType` a not-found, a conflict or a full disk is answered with.
+//! Internal causes are logged here and never sent.
+
+use crate::scim::error::ScimError;
+use crate::store::StoreError;
+
+pub fn scim_error(e: StoreError) -> ScimError {
+    match e {
+        StoreError::NotFound { .. } => ScimError::not_found(e.to_string()),
+        StoreError::Conflict { .. } => ScimError::uniqueness(e.to_string()),
+        StoreError::VersionMismatch { current } => ScimError::precondition_failed(format!(
+            "If-Match does not match the current version {}",
+            current.etag()
+        )),
+        StoreError::Invalid(why) => ScimError::invalid_value(why.to_string()),
+        StoreError::Rejected(e) => e,
+        StoreError::Busy => ScimError::unavailable("The directory is busy; retry in a few seconds"),
+        StoreError::Full => {
+            tracing::error!("database or disk full: writes are refused until space is freed");
+            ScimError::insufficient_storage(
+                "The directory has no space left for this change; retry later",
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "storage failure");
+            ScimError::internal()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Version;
+    use crate::scim::error::ScimType;
+    use crate::scim::schema::ResourceKind;
+    use crate::store::Invalid;
+
+    #[test]
+    fn domain_errors_map_to_their_scim_status_and_type() {
+        let cases = [
+            (
+                StoreError::NotFound {
+                    kind: ResourceKind::User,
+                    id: "u1".into(),
+                },
+                404,
+                None,
+            ),
+            (
+                StoreError::Conflict {
+                    attribute: "userName",
+                    value: "a".into(),
+                },
+                409,
+                Some(ScimType::Uniqueness),
+            ),
+            (
+                StoreError::VersionMismatch {
+                    current: Version(2),
+                },
+                412,
+                None,
+            ),
+            (
+                StoreError::Invalid(Invalid::SelfMembership),
+                400,
+                Some(ScimType::InvalidValue),
+            ),
+            (StoreError::Busy, 503, None),
+            (StoreError::Full, 507, None),
+            (StoreError::WriterGone, 500, None),
+        ];
+        for (error, status, scim_type) in cases {
+            let e = scim_error(error);
+            assert_eq!((e.status, e.scim_type), (status, scim_type), "{}", e.detail);
+        }
+    }
+}
