@@ -57,6 +57,12 @@ text_id!(
     TokenId
 );
 
+text_id!(
+    /// A user's or group's id (`resources.id`, `meta.id`): what the server assigned at create.
+    /// An id taken from a request path is one too, whether or not such a resource exists.
+    ResourceId
+);
+
 /// A resource's version: `meta.version` and the `ETag` header render it as `W/"n"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version(pub i64);

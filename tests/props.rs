@@ -196,7 +196,7 @@ fn seeded_db() -> Db {
         let s = resources::create(&conn, &tenant, ResourceKind::User, doc.clone(), None).unwrap();
         // The same user in another tenant: it must never be selected.
         resources::create(&conn, &other, ResourceKind::User, doc, None).unwrap();
-        users.push((s.id, s.doc));
+        users.push((s.id.to_string(), s.doc));
     }
     let members: Vec<_> = users
         .iter()
@@ -243,7 +243,7 @@ fn run_filter(db: &Db, kind: ResourceKind, f: &Filter) -> Result<Option<Vec<Stri
                     rows.len()
                 ));
             }
-            let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+            let mut ids: Vec<String> = rows.into_iter().map(|r| r.id.to_string()).collect();
             ids.sort();
             Ok(Some(ids))
         }

@@ -186,7 +186,7 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
         let doc = normalise(&USER_TYPE, &body)?.doc;
         let stored = resources::create(&conn, &tenant.id, ResourceKind::User, doc, None)?;
         names.push(body["userName"].as_str().unwrap_or_default().to_string());
-        ids.push(stored.id);
+        ids.push(stored.id.to_string());
         if (i + 1) % BATCH == 0 {
             conn.execute_batch("COMMIT; BEGIN")?;
         }
@@ -213,7 +213,7 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
             })
             .collect();
         let g = resources::create(&conn, &tenant.id, ResourceKind::Group, doc, Some(&refs))?;
-        Ok(g.id)
+        Ok(g.id.to_string())
     };
     let big_group_id = group("All field staff", &ids[..big])?;
     let small_group_id = group("Night shift dispatch", &ids[..small])?;

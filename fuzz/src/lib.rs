@@ -149,12 +149,15 @@ fn create_db() -> Db {
     let g1 = create(
         ResourceKind::Group,
         group_doc(),
-        Some(&[member(&u1.id, "User"), member(&u2.id, "User")]),
+        Some(&[
+            member(u1.id.as_str(), "User"),
+            member(u2.id.as_str(), "User"),
+        ]),
     );
     let g2 = create(
         ResourceKind::Group,
         &json!({"displayName": "Dispatch SÖDER"}),
-        Some(&[member(&g1.id, "Group")]),
+        Some(&[member(g1.id.as_str(), "Group")]),
     );
     let resources = [u1, u2, g1, g2]
         .into_iter()

@@ -14,7 +14,7 @@ use super::errors::scim_error;
 use super::response::{self, Body};
 use crate::app::App;
 use crate::auth::{Claimed, Principal, TokenError};
-use crate::domain::{TenantId, Version};
+use crate::domain::{ResourceId, TenantId, Version};
 use crate::scim::error::{ScimError, ScimType};
 use crate::scim::list::{self, ListParams, ListRequest};
 use crate::scim::render::{self, Meta, Projection};
@@ -348,11 +348,11 @@ fn render_with(
     let rt = s.kind.resource_type();
     let (created, last_modified) = (s.created.to_rfc3339(), s.last_modified.to_rfc3339());
     let meta = Meta {
-        id: &s.id,
+        id: s.id.as_str(),
         version: s.version.0,
         created: &created,
         last_modified: &last_modified,
-        location: ctx.location(rt, &s.id),
+        location: ctx.location(rt, s.id.as_str()),
     };
     let mut extra = Vec::new();
     if let Some(rows) = related {
@@ -373,7 +373,8 @@ fn render_with(
 
 fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
     let rt = m.kind.resource_type();
-    let mut v = json!({"value": m.id, "$ref": ctx.location(rt, &m.id), "type": rt.name});
+    let mut v =
+        json!({"value": m.id.as_str(), "$ref": ctx.location(rt, m.id.as_str()), "type": rt.name});
     if let (true, Some(d), Some(o)) = (with_display, &m.display, v.as_object_mut()) {
         o.insert("display".into(), d.clone().into());
     }
@@ -390,7 +391,7 @@ pub async fn get(
     let rt = kind.resource_type();
     ctx.about(kind, Some(id));
     let projection = ctx.projection(rt)?;
-    let id_owned = id.to_string();
+    let id_owned = ResourceId::new(id);
     let proj = projection.clone();
     let lookup = move |conn: &Connection, tenant: &TenantId| {
         let Some(s) = store::get(conn, tenant, kind, &id_owned)? else {
@@ -445,12 +446,12 @@ pub async fn create(
                 (ResourceKind::User, true) => Some(Vec::new()),
                 (ResourceKind::Group, true) => Some(store::related_of(conn, &s)?),
             };
-            let logged = Logged::about(s.id.clone());
+            let logged = Logged::about(s.id.to_string());
             Ok(((s, related), logged))
         })
         .await?;
     let etag = stored.etag();
-    let location = ctx.location(rt, &stored.id);
+    let location = ctx.location(rt, stored.id.as_str());
     let body = render_with(ctx, stored, related, &projection);
     Ok(response::resource(201, &body, &etag, Some(&location)))
 }
@@ -468,7 +469,7 @@ pub async fn replace(
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
-    let (id, precondition) = (id.to_string(), ctx.precondition.clone());
+    let (id, precondition) = (ResourceId::new(id), ctx.precondition.clone());
     let stored = ctx
         .write(who, 200, move |conn, tenant| {
             let s = store::replace(
@@ -480,7 +481,7 @@ pub async fn replace(
                 normalised.members.as_deref(),
                 precondition.as_ref(),
             )?;
-            Ok((s, Logged::about(id)))
+            Ok((s, Logged::about(id.to_string())))
         })
         .await?;
     let etag = stored.etag();
@@ -507,7 +508,7 @@ pub async fn patch(
         || ctx.has_param("attributes")
         || ctx.has_param("excludedAttributes");
     let status = if wants_body { 200 } else { 204 };
-    let (id, precondition) = (id.to_string(), ctx.precondition.clone());
+    let (id, precondition) = (ResourceId::new(id), ctx.precondition.clone());
     let stored = ctx
         .write(who, status, move |conn, tenant| {
             let (s, notes) =
@@ -515,7 +516,7 @@ pub async fn patch(
             Ok((
                 s,
                 Logged {
-                    resource_id: id,
+                    resource_id: id.to_string(),
                     notes,
                 },
             ))
@@ -537,10 +538,10 @@ pub async fn delete(
     id: &str,
 ) -> Result<Response<Body>, ScimError> {
     ctx.about(kind, Some(id));
-    let (id, precondition) = (id.to_string(), ctx.precondition.clone());
+    let (id, precondition) = (ResourceId::new(id), ctx.precondition.clone());
     ctx.write(who, 204, move |conn, tenant| {
         store::delete(conn, tenant, kind, &id, precondition.as_ref())?;
-        Ok(((), Logged::about(id)))
+        Ok(((), Logged::about(id.to_string())))
     })
     .await?;
     Ok(response::no_content(None))

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::query::{self, fold};
 use super::{Invalid, Result, StoreError};
-use crate::domain::{TenantId, Timestamp, Version};
+use crate::domain::{ResourceId, TenantId, Timestamp, Version};
 use crate::scim::filter::Filter;
 use crate::scim::patch::{self, MemberOp, PatchRequest};
 use crate::scim::resource::MemberRef;
@@ -21,7 +21,7 @@ use crate::scim::schema::{ResourceKind, ENTERPRISE_USER};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub seq: i64,
-    pub id: String,
+    pub id: ResourceId,
     pub kind: ResourceKind,
     pub version: Version,
     pub created: Timestamp,
@@ -62,7 +62,7 @@ impl Precondition {
 /// One member of a group as rendered: id, type and display name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    pub id: String,
+    pub id: ResourceId,
     pub kind: ResourceKind,
     pub display: Option<String>,
 }
@@ -100,7 +100,7 @@ const COLUMNS: &str = "r.seq, r.id, r.kind, r.version, r.created, r.last_modifie
 /// A `resources` row as read with `COLUMNS`.
 struct Row {
     seq: i64,
-    id: String,
+    id: ResourceId,
     kind: String,
     version: Version,
     created: Timestamp,
@@ -193,7 +193,7 @@ pub fn get(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
 ) -> Result<Option<Stored>> {
     // The kind is SQL text, not a parameter: see `kind_sql`.
     let row = conn
@@ -210,7 +210,7 @@ fn get_required(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
 ) -> Result<Stored> {
     get(conn, tenant, kind, id)?.ok_or_else(|| StoreError::NotFound {
         kind,
@@ -302,7 +302,7 @@ fn record_change(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
     op: &str,
     version: Option<Version>,
 ) -> Result<()> {
@@ -334,7 +334,7 @@ pub fn create(
     // Time-ordered (UUIDv7): new ids land at the end of the id indexes instead of on a random
     // page each: one page less to write per create. A millisecond timestamp and 74 random bits;
     // ids are not secrets (a tenant's data is guarded by its token, not by unguessable ids).
-    let id = uuid::Uuid::now_v7().to_string();
+    let id = ResourceId::new(uuid::Uuid::now_v7().to_string());
     let now = Timestamp::now();
     conn.prepare_cached(
         "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
@@ -414,7 +414,7 @@ pub fn replace(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
     doc: Value,
     members: Option<&[MemberRef]>,
     precondition: Option<&Precondition>,
@@ -439,7 +439,7 @@ pub fn patch(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
     req: &PatchRequest,
     precondition: Option<&Precondition>,
 ) -> Result<(Stored, Vec<&'static str>)> {
@@ -459,7 +459,7 @@ pub fn delete(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
-    id: &str,
+    id: &ResourceId,
     precondition: Option<&Precondition>,
 ) -> Result<()> {
     let old = get_required(conn, tenant, kind, id)?;
@@ -563,7 +563,11 @@ fn related(conn: &Connection, sql: &str, seq: i64) -> Result<Vec<Member>> {
 }
 
 /// The manager's display name is looked up, never stored (it would go stale).
-pub fn display_name(conn: &Connection, tenant: &TenantId, id: &str) -> Result<Option<String>> {
+pub fn display_name(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &ResourceId,
+) -> Result<Option<String>> {
     Ok(conn
         .prepare_cached(
             "SELECT COALESCE(display_name, user_name) FROM resources \

@@ -1,7 +1,7 @@
 //! Store tests on real SQLite files: compiled filters are executed and compared by the ids they
 //! return (not by SQL text), and the filters Entra uses are shown to be answered from indexes.
 
-use crate::domain::TenantId;
+use crate::domain::{ResourceId, TenantId};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
@@ -24,6 +24,7 @@ fn user(conn: &Connection, tenant: &TenantId, body: Value) -> String {
     resources::create(conn, tenant, ResourceKind::User, n.doc, None)
         .unwrap()
         .id
+        .to_string()
 }
 
 fn fixture() -> (Fixture, Vec<String>) {
@@ -83,7 +84,7 @@ fn run(fx: &Fixture, kind: ResourceKind, text: &str) -> Vec<String> {
     };
     let (total, rows) = resources::list(&fx.conn, &fx.tenant, kind, &q).unwrap();
     assert_eq!(total, rows.len(), "{text}");
-    rows.into_iter().map(|r| r.id).collect()
+    rows.into_iter().map(|r| r.id.to_string()).collect()
 }
 
 #[test]
@@ -181,7 +182,7 @@ fn members_filters_and_groups() {
             ResourceKind::Group,
             &format!("members[value eq \"{}\"]", ids[0])
         ),
-        vec![g.id.clone()]
+        vec![g.id.to_string()]
     );
     assert_eq!(
         run(
@@ -189,15 +190,15 @@ fn members_filters_and_groups() {
             ResourceKind::Group,
             &format!("members.value eq \"{}\"", ids[1])
         ),
-        vec![g.id.clone()]
+        vec![g.id.to_string()]
     );
     assert_eq!(
         run(&fx, ResourceKind::Group, "displayName eq \"MEDICS\""),
-        vec![g2.id.clone()]
+        vec![g2.id.to_string()]
     );
     assert_eq!(
         run(&fx, ResourceKind::Group, "not (members pr)"),
-        vec![g2.id.clone()]
+        vec![g2.id.to_string()]
     );
     assert_eq!(
         run(
@@ -363,9 +364,14 @@ fn v2_database_migrates_to_lean_schema() {
             "{gone} still in the stored doc: {raw}"
         );
     }
-    let s = resources::get(&conn, &TenantId::new("t1"), ResourceKind::User, "u-1")
-        .unwrap()
-        .unwrap();
+    let s = resources::get(
+        &conn,
+        &TenantId::new("t1"),
+        ResourceKind::User,
+        &ResourceId::new("u-1"),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(s.doc["userName"], "Alice@Contoso.com");
     assert_eq!(s.doc["externalId"], "A-1");
     assert_eq!(s.doc["displayName"], "Alice");
