@@ -1,5 +1,6 @@
-//! The results: one table of absolute figures and ratios to the ceiling, the targets of issue 6
-//! with what was measured and whether each holds, and the same as JSON.
+//! The results: one table of absolute figures and ratios to the ceiling, the performance targets
+//! (the "target" and "holds" columns of README "Performance") with what was measured and whether
+//! each holds, and the same as JSON.
 
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ pub struct Report {
     notes: Vec<String>,
 }
 
-/// A target of the issue: what was measured, the bound, whether it holds.
+/// A performance target (README "Performance"): what was measured, the bound, whether it holds.
 struct Target {
     name: &'static str,
     measured: String,

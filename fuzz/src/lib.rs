@@ -1,8 +1,8 @@
 //! Fixtures shared by the fuzz targets in `fuzz_targets/`.
 //!
 //! * A stored User and Group document, produced by the real normaliser from Entra-shaped
-//!   POST bodies (`entra-scim-behaviour.md` §2b, §2e), so the PATCH target starts from exactly
-//!   what the store would hold.
+//!   POST bodies (`docs/entra-id-behaviour.md`, "Create" and "Groups and members"), so the PATCH
+//!   target starts from exactly what the store would hold.
 //! * A scratch SQLite database with the real schema (`store::open_connection`, migrations and
 //!   the `fold()` function), holding a tenant, two users and two groups with members, created
 //!   once per fuzzing process in `$TMPDIR/grouptalk-scim-fuzz/<pid>.sqlite3`.

@@ -6,9 +6,10 @@
 //! the store applies as row inserts and deletes, in order.
 //!
 //! Besides the RFC, this accepts what Microsoft Entra ID actually sends (see
-//! `entra-scim-behaviour.md` §3): capitalised `op`, booleans as strings, path-less values whose
-//! keys are paths, filtered paths that must create the element they name, member removal by a
-//! `value` array, and `manager` as a plain string. Each tolerance applied is named in `notes`.
+//! `docs/entra-id-behaviour.md`, "Update (PATCH)" and "Groups and members"): capitalised `op`,
+//! booleans as strings, path-less values whose keys are paths, filtered paths that must create
+//! the element they name, member removal by a `value` array, and `manager` as a plain string.
+//! Each tolerance applied is named in `notes`.
 
 mod elements;
 

@@ -157,10 +157,10 @@ fn set_matched(
     Ok(matched.to_vec())
 }
 
-/// No element matched: Entra (quirk 9) expects `Add`/`Replace` on
-/// `phoneNumbers[type eq "mobile"].value` to create `{"type":"mobile","value":…}`. The element
-/// is built from the filter's `eq` terms; a filter that is not made of `eq` terms cannot say what
-/// to create, so that is RFC 7644's `noTarget`.
+/// No element matched: Entra (`docs/entra-id-behaviour.md` "Update (PATCH)") expects
+/// `Add`/`Replace` on `phoneNumbers[type eq "mobile"].value` to create
+/// `{"type":"mobile","value":…}`. The element is built from the filter's `eq` terms; a filter
+/// that is not made of `eq` terms cannot say what to create, so that is RFC 7644's `noTarget`.
 fn create_element(
     elements: &mut Vec<Value>,
     t: &Target,

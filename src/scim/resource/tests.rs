@@ -147,7 +147,7 @@ fn capitalised_attribute_names_canonicalised() {
     );
 }
 
-/// entra-scim-behaviour.md §2(b): Entra's create body. `meta` and the empty `roles` are
+/// `docs/entra-id-behaviour.md` "Create": Entra's create body. `meta` and the empty `roles` are
 /// dropped; the GroupTalk extension is accepted although `schemas` does not list it.
 #[test]
 fn entra_full_create_body() {
@@ -187,7 +187,8 @@ fn entra_full_create_body() {
     assert_eq!(n.notes, vec!["extension not in schemas"]);
 }
 
-/// §2(e): Entra's Group create body with Microsoft's ADSCIM schema URI and `"members":[]`.
+/// `docs/entra-id-behaviour.md` "Groups and members": Entra's Group create body with
+/// Microsoft's ADSCIM schema URI and `"members":[]`.
 #[test]
 fn entra_group_body_with_adscim_schema_and_empty_members() {
     let n = normalise(
@@ -264,8 +265,8 @@ fn scim2_tester_schemas_inside_extension_ignored() {
     );
 }
 
-/// Entra quirk 24: `manager` as a plain id, `{"value": id}`, or the old one-element array;
-/// `""` and `{"value":""}` mean no manager.
+/// Entra's `manager` (`docs/entra-id-behaviour.md` "Update (PATCH)"): a plain id,
+/// `{"value": id}`, or the old one-element array; `""` and `{"value":""}` mean no manager.
 #[test]
 fn entra_manager_shapes() {
     const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";

@@ -58,7 +58,8 @@ fn entra_string_boolean_primary_moves_primary() {
     );
 }
 
-/// Entra flag mode (quirk 4): one path-less replace whose keys are paths:
+/// Entra's flag format (`docs/entra-id-behaviour.md` "Update (PATCH)"): one path-less replace
+/// whose keys are paths:
 /// `{"op":"replace","value":{"name.givenName":"Alicia","externalId":"aberg",
 ///   "urn:…:enterprise:2.0:User:costCenter":"CC-5000","urn:…:grouptalk:2.0:User:label3":"Medic"}}`.
 #[test]
@@ -125,7 +126,8 @@ fn validator_pathless_user_name() {
     assert_eq!(doc["userName"], "bob");
 }
 
-/// Entra quirk 9: `{"op":"Add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+46709876543"}`
+/// Filtered paths create their element (`docs/entra-id-behaviour.md` "Update (PATCH)"):
+/// `{"op":"Add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+46709876543"}`
 /// on a user without a mobile number creates `{"type":"mobile","value":…}`.
 #[test]
 fn entra_add_mobile_phone_creates_element() {
@@ -185,7 +187,8 @@ fn entra_replace_work_email_creates_element() {
     );
 }
 
-/// entra-scim-behaviour.md §2(c), the whole no-flag update.
+/// `docs/entra-id-behaviour.md` "Update (PATCH)": the whole update in the default (no-flag)
+/// format.
 #[test]
 fn entra_no_flag_update_user() {
     let (doc, outcome) = run(
@@ -215,7 +218,8 @@ fn entra_no_flag_update_user() {
     );
 }
 
-/// Entra §2(e).4: `{"op":"Add","path":"members","value":[{"$ref":null,"value":"48af…"},…]}`.
+/// Adding members (`docs/entra-id-behaviour.md` "Groups and members"):
+/// `{"op":"Add","path":"members","value":[{"$ref":null,"value":"48af…"},…]}`.
 #[test]
 fn entra_add_members() {
     let (ops, _) = group_ops(json!([{"op": "Add", "path": "members",
@@ -234,7 +238,8 @@ fn entra_add_members() {
     assert_eq!(err.scim_type, Some(ScimType::InvalidValue));
 }
 
-/// Entra no-flag (quirk 5): `{"op":"Remove","path":"members","value":[{"value":"u1091"}]}`
+/// Entra's default format (`docs/entra-id-behaviour.md` "Groups and members"):
+/// `{"op":"Remove","path":"members","value":[{"value":"u1091"}]}`
 /// removes only u1091. Wiping the whole group here is the destructive bug.
 #[test]
 fn entra_remove_members_with_value_array() {
@@ -248,7 +253,8 @@ fn entra_remove_members_with_value_array() {
     assert!(notes.contains(&"members removed by value array"));
 }
 
-/// Entra flag mode / Validator (quirk 6): `{"op":"remove","path":"members[value eq \"7f4b…\"]"}`,
+/// Entra's flag format and the Validator (`docs/entra-id-behaviour.md` "Groups and members"):
+/// `{"op":"remove","path":"members[value eq \"7f4b…\"]"}`,
 /// also `or` of several; any other member filter is refused.
 #[test]
 fn entra_remove_members_with_filter_path() {
@@ -320,7 +326,8 @@ fn postman_group_patch_add_member_bare_string() {
     assert!(notes.contains(&"member as string"));
 }
 
-/// Group rename and extension description (§2(e).6), members untouched in the document.
+/// Group rename and extension description (`docs/entra-id-behaviour.md` "Groups and members"),
+/// members untouched in the document.
 #[test]
 fn entra_group_rename() {
     let (doc, outcome) = run(
@@ -338,7 +345,8 @@ fn entra_group_rename() {
     assert!(outcome.unwrap().member_ops.is_empty());
 }
 
-/// Quirk 24: `{"op":"Add","path":"urn:…:enterprise:2.0:User:manager","value":"2c2f…"}`, the
+/// Manager (`docs/entra-id-behaviour.md` "Update (PATCH)"):
+/// `{"op":"Add","path":"urn:…:enterprise:2.0:User:manager","value":"2c2f…"}`, the
 /// object form, and the removals: `replace` with `""` or `{"value":""}`, `remove` of the path,
 /// `remove` of `manager[value eq "…"]`.
 #[test]
@@ -413,7 +421,8 @@ fn entra_replace_empty_string_clears() {
     );
 }
 
-/// Quirk 28 / RFC 7644 §3.5.2: removing or emptying a required attribute is `mutability`.
+/// Clearing values (`docs/entra-id-behaviour.md` "Update (PATCH)") / RFC 7644 §3.5.2: removing
+/// or emptying a required attribute is `mutability`.
 #[test]
 fn entra_remove_required_is_mutability() {
     check(
