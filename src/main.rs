@@ -1,3 +1,6 @@
+//! The `grouptalk-scim` binary: parses the command line and runs it (`cli`); errors end as one
+//! `error: …` line and exit status 1, never a panic backtrace.
+
 use clap::Parser;
 
 /// mimalloc instead of the C library's allocator: musl's (the shipped static binary) serialises

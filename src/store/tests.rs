@@ -489,3 +489,15 @@ fn list_totals_do_not_depend_on_the_page() {
     assert_eq!(page(3, 10), (3, 1));
     assert_eq!(page(5, 10), (3, 0));
 }
+
+/// The shared domain types bind to SQL as the same text they render as.
+#[test]
+fn ids_bind_to_sql_as_their_text() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let id = TenantId::new("t-1");
+    let back: TenantId = conn.query_row("SELECT ?1", [&id], |r| r.get(0)).unwrap();
+    assert_eq!(back, id);
+    let at = crate::domain::Timestamp::parse("2026-01-01T00:00:00.5Z").unwrap();
+    let text: String = conn.query_row("SELECT ?1", [&at], |r| r.get(0)).unwrap();
+    assert_eq!(text, "2026-01-01T00:00:00.5Z");
+}
