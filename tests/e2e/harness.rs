@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::Value;
@@ -15,15 +15,63 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_grouptalk-scim");
 pub const SCIM_JSON: &str = "application/scim+json";
 
+/// How long `spawn` waits for `serve --ready-file` to report the bound addresses.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
 pub struct Server {
     pub dir: tempfile::TempDir,
+    /// The public (HTTPS) listener, from the ready file of the latest `spawn`.
     pub addr: SocketAddr,
+    /// The admin (HTTP: /metrics, health) listener, when the config has one (the default config
+    /// of these tests does).
+    pub admin_addr: Option<SocketAddr>,
     pub config: PathBuf,
     child: Option<Child>,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The thread copying the running process's stderr into `log`.
+    log_reader: Option<std::thread::JoinHandle<()>>,
     client: Client,
     /// Extra environment for the server process (set by `start_with`).
     env: Vec<(String, String)>,
+}
+
+/// Poll for the file `serve --ready-file` writes (atomically: present means complete) for up to
+/// `READY_TIMEOUT`; returns the public and admin addresses in it. Err when the process exits
+/// first, the time passes, or the file is not what `serve` writes.
+fn wait_until_ready(
+    child: &mut Child,
+    ready: &Path,
+) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match std::fs::read_to_string(ready) {
+            Ok(text) => {
+                let v: Value = serde_json::from_str(&text)
+                    .map_err(|e| format!("ready file {ready:?}: {e}: {text:?}"))?;
+                let addr = |key: &str| -> Result<Option<SocketAddr>, String> {
+                    v[key]
+                        .as_str()
+                        .map(|a| {
+                            a.parse()
+                                .map_err(|e| format!("ready file {key}: {e}: {text:?}"))
+                        })
+                        .transpose()
+                };
+                let public = addr("public")?
+                    .ok_or_else(|| format!("ready file without \"public\": {text:?}"))?;
+                return Ok((public, addr("admin")?));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("read {ready:?}: {e}")),
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("server exited ({status}) before it was ready"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("server not ready after {READY_TIMEOUT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Write a config file for a server in `dir` listening on an OS-chosen port.
@@ -63,9 +111,11 @@ impl Server {
         let config = write_config(dir.path(), extra_config);
         Server {
             addr: "127.0.0.1:0".parse().unwrap(),
+            admin_addr: None,
             config,
             child: None,
             log: Default::default(),
+            log_reader: None,
             client: Client::new(),
             dir,
             env: env
@@ -75,10 +125,27 @@ impl Server {
         }
     }
 
-    /// Start (or restart) the process and wait until it is listening.
+    /// Start (or restart) the process and wait until it is listening: `serve --ready-file`
+    /// writes the bound addresses once both listeners are up. Its stderr is collected into
+    /// `log_lines`.
     pub fn spawn(&mut self) {
+        let ready = self.dir.path().join("ready.json");
+        // A file left by the previous run of this server would report its old ports.
+        if let Err(e) = std::fs::remove_file(&ready) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "remove {ready:?}: {e}"
+            );
+        }
         let mut child = Command::new(BIN)
-            .args(["--config", self.config.to_str().unwrap(), "serve"])
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "serve",
+                "--ready-file",
+            ])
+            .arg(&ready)
             .env("RUST_LOG", "info")
             .env_remove("GROUPTALK_SCIM_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -87,21 +154,24 @@ impl Server {
             .spawn()
             .expect("start server");
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
         let log = self.log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let addr = rest.split('/').next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
                 log.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("server did not start: {:?}", self.log.lock().unwrap()));
-        self.addr = addr.parse().unwrap();
+        let (public, admin) = match wait_until_ready(&mut child, &ready) {
+            Ok(addrs) => addrs,
+            Err(failure) => {
+                // Once the process is gone its stderr ends, and the reader has every line.
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                panic!("{failure}; stderr:\n{}", self.log_lines().join("\n"));
+            }
+        };
+        self.addr = public;
+        self.admin_addr = admin;
         let cert = std::fs::read(self.dir.path().join("cert.pem")).unwrap();
         self.client = Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
@@ -110,14 +180,24 @@ impl Server {
             .build()
             .unwrap();
         self.child = Some(child);
+        self.log_reader = Some(reader);
     }
 
+    /// After the process exited: wait for the last of its stderr, so `log_lines` is complete.
+    fn finish_log(&mut self) {
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// SIGTERM, and wait for the process to exit (and for the last of its log lines).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
             let _ = c.wait();
+            self.finish_log();
         }
     }
 
@@ -126,6 +206,7 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.finish_log();
         }
     }
 
@@ -278,10 +359,26 @@ impl Server {
         out.lines().last().unwrap().trim().to_string()
     }
 
+    /// A URL under the SCIM base path (`/api/scim`) on the public listener.
     pub fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}/api/scim{path}", self.addr.port())
+        self.public_url(&format!("/api/scim{path}"))
     }
 
+    /// A URL on the public listener outside the SCIM base path (`/healthz`, `/metrics`, …).
+    pub fn public_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// A URL on the admin listener (plain HTTP). Panics when the admin listener is off.
+    pub fn admin_url(&self, path: &str) -> String {
+        let addr = self
+            .admin_addr
+            .expect("the admin listener is off in this server's config");
+        format!("http://{addr}{path}")
+    }
+
+    /// The client every request of a test goes through: trusts this server's certificate and
+    /// resolves `localhost` to its port.
     pub fn client(&self) -> &Client {
         &self.client
     }

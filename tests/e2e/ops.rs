@@ -10,26 +10,6 @@ use serde_json::{json, Value};
 
 use crate::harness::{assert_scim_error, reply, user_body, Server, BIN};
 
-/// The admin listener's address, from the server's log line.
-fn admin_url(server: &Server, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(addr) = server.log_lines().iter().find_map(|l| {
-            l.split("admin listening on http://")
-                .nth(1)
-                .map(|r| r.split('/').next().unwrap_or("").to_string())
-        }) {
-            return format!("http://{addr}{path}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no admin listener in {:?}",
-            server.log_lines()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn get_text(url: &str) -> (u16, String) {
     let r = reqwest::blocking::get(url).unwrap();
     (r.status().as_u16(), r.text().unwrap())
@@ -191,7 +171,7 @@ fn metrics_move_after_requests_and_stay_off_the_public_port() {
     let server = Server::start();
     let token = server.tenant_token("acme");
     let scim = server.as_tenant(&token);
-    let url = admin_url(&server, "/metrics");
+    let url = server.admin_url("/metrics");
     let (status, before) = get_text(&url);
     assert_eq!(status, 200);
     let label = "route=\"/Users\"";
@@ -254,8 +234,8 @@ fn metrics_move_after_requests_and_stay_off_the_public_port() {
     );
     assert!((0.0..60.0).contains(&idle), "{idle}");
     // Health on the admin listener, and /metrics is not on the public port.
-    assert_eq!(get_text(&admin_url(&server, "/healthz")).0, 200);
-    assert_eq!(get_text(&admin_url(&server, "/readyz")).0, 200);
+    assert_eq!(get_text(&server.admin_url("/healthz")).0, 200);
+    assert_eq!(get_text(&server.admin_url("/readyz")).0, 200);
     let public = reply(
         server
             .client()
