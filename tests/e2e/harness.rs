@@ -5,8 +5,9 @@
 //! Most tests start from [`TenantCtx::start`] (a running server, one tenant, a token for it) and
 //! talk SCIM through [`Scim`]; tests that shape the config or the data dir first use
 //! [`TenantCtx::start_with`] or [`Server::prepare`] + [`Server::spawn`]. Every request goes
-//! through the one client set up in `spawn`: [`Scim`] for a test's own requests,
-//! [`Server::raw_tls`] for hand-made bytes.
+//! through the one client set up in `spawn`: [`Scim`] for a test's own requests, [`ScimClient`]
+//! for threads and for requests that may find the server gone, [`Server::raw_tls`] for
+//! hand-made bytes.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -396,6 +397,17 @@ impl Server {
             token,
         }
     }
+
+    /// An owned client for one token, for threads (it does not borrow the server, which can be
+    /// killed and restarted meanwhile) and for requests that may find the server gone. A
+    /// restart changes the port: take a new one after `spawn`.
+    pub fn scim_client(&self, token: &str) -> ScimClient {
+        ScimClient {
+            client: self.client.clone(),
+            base: self.url(""),
+            token: token.to_string(),
+        }
+    }
 }
 
 /// The setup almost every test starts from: a running server with one tenant and a token for
@@ -527,6 +539,14 @@ pub fn reply(resp: Response) -> Reply {
     reply_from(status, headers, &text)
 }
 
+/// Read a response whole; Err when the body cannot be read (cut off: the reply was not
+/// received).
+fn try_reply(resp: Response) -> Result<Reply, String> {
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let text = resp.text().map_err(|e| e.to_string())?;
+    Ok(reply_from(status, headers, &text))
+}
+
 /// The body as JSON: Null when empty, a JSON string holding the text when it is not JSON.
 fn reply_from(status: u16, headers: reqwest::header::HeaderMap, text: &str) -> Reply {
     let content_type = headers
@@ -547,8 +567,8 @@ fn reply_from(status: u16, headers: reqwest::header::HeaderMap, text: &str) -> R
     }
 }
 
-/// A request with the bearer token and, when there is one, a SCIM JSON body: what [`Scim`]
-/// sends.
+/// A request with the bearer token and, when there is one, a SCIM JSON body: what [`Scim`] and
+/// [`ScimClient`] both send.
 fn scim_request(
     client: &Client,
     url: String,
@@ -631,6 +651,32 @@ impl Scim<'_> {
             .append_pair("filter", filter)
             .finish();
         self.get_query(path, &q)
+    }
+}
+
+/// An owned SCIM client bound to one token (see [`Server::scim_client`]): cheap to clone,
+/// `Send`, and it reports a server that went away instead of panicking.
+#[derive(Clone)]
+pub struct ScimClient {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+impl ScimClient {
+    /// One request (with a SCIM JSON body when `body` is given). Err when no complete reply
+    /// came: the connection failed or was cut, or the body was cut off (a killed server).
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.base);
+        let resp = scim_request(&self.client, url, &self.token, method, body)
+            .send()
+            .map_err(|e| e.to_string())?;
+        try_reply(resp)
     }
 }
 
