@@ -1,5 +1,6 @@
 //! A replay of an Entra ID provisioning cycle, request by request, in both wire formats
-//! (default and `aadOptscim062020`), as documented in entra-scim-behaviour.md §2.
+//! (default and `aadOptscim062020`), as documented in `docs/entra-id-behaviour.md` ("Create",
+//! "Update (PATCH)", "Groups and members", "Filters", "Test connection").
 
 use grouptalk_scim::scim::schema::{ENTERPRISE_USER, GROUP, GROUPTALK_GROUP, GROUPTALK_USER};
 use serde_json::{json, Value};
