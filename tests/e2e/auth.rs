@@ -1,19 +1,10 @@
 //! Authentication: missing, tampered, revoked, expired and foreign tokens, and tenant isolation.
 
 use base64::Engine;
-use serde_json::{json, Value};
+use grouptalk_scim::scim::schema::GROUP;
+use serde_json::json;
 
-use crate::harness::{assert_scim_error, reply, user_body, Server};
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
+use crate::harness::{assert_scim_error, claims, reply, user_body, TenantCtx};
 
 fn assert_401(r: &crate::harness::Reply) {
     assert_scim_error(r, 401, None);
@@ -25,8 +16,7 @@ fn assert_401(r: &crate::harness::Reply) {
 
 #[test]
 fn missing_and_malformed_tokens_are_401_with_www_authenticate() {
-    let server = Server::start();
-    server.tenant_token("acme");
+    let server = TenantCtx::start("acme").server;
     assert_401(&reply(
         server.client().get(server.url("/Users")).send().unwrap(),
     ));
@@ -44,8 +34,7 @@ fn missing_and_malformed_tokens_are_401_with_www_authenticate() {
 
 #[test]
 fn tampered_token_is_401() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
     let mut c = claims(&token);
     c["tid"] = json!("someone-else");
@@ -63,8 +52,7 @@ fn tampered_token_is_401() {
 
 #[test]
 fn revoked_token_is_refused_on_the_next_request_without_restart() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let scim = server.as_tenant(&token);
     assert_eq!(scim.get("/Users").status, 200);
     let jti = claims(&token)["jti"].as_str().unwrap().to_string();
@@ -84,14 +72,13 @@ fn revoked_token_is_refused_on_the_next_request_without_restart() {
 /// revoked token gets the same 401 and nothing else.
 #[test]
 fn revoked_token_gets_401_on_every_read_route_whatever_it_would_have_answered() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let scim = server.as_tenant(&token);
     let user = scim.post("/Users", &user_body("alice@contoso.com"));
     let uid = user.body["id"].as_str().unwrap().to_string();
     let group = scim.post(
         "/Groups",
-        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        &json!({"schemas": [GROUP],
                 "displayName": "Dispatch", "members": [{"value": uid}]}),
     );
     let gid = group.body["id"].as_str().unwrap().to_string();
@@ -135,8 +122,7 @@ fn revoked_token_gets_401_on_every_read_route_whatever_it_would_have_answered() 
 
 #[test]
 fn expired_token_is_401() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let key = std::fs::read(server.dir.path().join("data/signing.key")).unwrap();
     let mut c = claims(&token);
     c["exp"] = json!(c["iat"].as_i64().unwrap() - 10);
@@ -162,8 +148,7 @@ fn expired_token_is_401() {
 
 #[test]
 fn another_tenants_resources_are_invisible() {
-    let server = Server::start();
-    let a = server.tenant_token("acme");
+    let TenantCtx { server, token: a } = TenantCtx::start("acme");
     let b = server.tenant_token("beta");
     let (sa, sb) = (server.as_tenant(&a), server.as_tenant(&b));
     let created = sa.post("/Users", &user_body("alice@contoso.com"));
@@ -195,8 +180,7 @@ fn another_tenants_resources_are_invisible() {
 
 #[test]
 fn tokens_never_appear_in_logs() {
-    let mut server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { mut server, token } = TenantCtx::start("acme");
     let scim = server.as_tenant(&token);
     scim.get("/Users");
     server.as_tenant(&format!("{token}x")).get("/Users");

@@ -18,16 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use grouptalk_scim::scim::schema::{GROUPTALK_GROUP, GROUPTALK_USER, USER};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{Server, SCIM_JSON};
+use crate::harness::{patch_op, Reply, ScimClient, TenantCtx};
 
-const USER_EXT: &str = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User";
-const GROUP_EXT: &str = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const MAX_LANES: usize = 64;
 const MAX_USERS_PER_LANE: usize = 40;
 /// Bounds one lane's work in one round even if the kill never came.
@@ -84,23 +81,23 @@ fn email(name: &str, k: u64) -> String {
 
 fn user_doc(name: &str, k: u64) -> Value {
     json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", USER_EXT],
+        "schemas": [USER, GROUPTALK_USER],
         "userName": name,
         "title": format!("t{k}"),
         "name": {"givenName": format!("g{k}"), "familyName": format!("f{k}")},
         "emails": [{"type": "work", "value": email(name, k), "primary": true}],
-        USER_EXT: {"label1": k.to_string()}
+        GROUPTALK_USER: {"label1": k.to_string()}
     })
 }
 
 fn user_patch(name: &str, k: u64) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": [
+    patch_op(json!([
         {"op": "replace", "path": "name.givenName", "value": format!("g{k}")},
         {"op": "replace", "path": "name.familyName", "value": format!("f{k}")},
         {"op": "replace", "path": "title", "value": format!("t{k}")},
         {"op": "replace", "path": "emails[type eq \"work\"].value", "value": email(name, k)},
-        {"op": "replace", "path": format!("{USER_EXT}:label1"), "value": k.to_string()}
-    ]})
+        {"op": "replace", "path": format!("{GROUPTALK_USER}:label1"), "value": k.to_string()}
+    ]))
 }
 
 /// The counter every PATCH-written value of a user carries; an error when they disagree.
@@ -120,7 +117,7 @@ fn user_k(r: &Value) -> Result<u64, String> {
         strip(&r["name"]["givenName"], "g"),
         strip(&r["name"]["familyName"], "f"),
         strip(&r["title"], "t"),
-        strip(&r[USER_EXT]["label1"], ""),
+        strip(&r[GROUPTALK_USER]["label1"], ""),
         email_k,
     ];
     match ks {
@@ -133,62 +130,35 @@ fn version_of(etag: &str) -> Option<i64> {
     etag.trim_start_matches("W/").trim_matches('"').parse().ok()
 }
 
-/// A thin client for the lanes: transport failures (the server died) are `Err`.
-#[derive(Clone)]
-struct Http {
-    client: Client,
-    base: String,
-    token: String,
-}
-
+/// A reply as a lane records it: the version from the `ETag` header alongside.
 struct Answer {
     status: u16,
     etag: Option<i64>,
     body: Value,
 }
 
-impl Http {
-    fn new(server: &Server, token: &str) -> Http {
-        Http {
-            client: server.client().clone(),
-            base: server.url(""),
-            token: token.to_string(),
-        }
-    }
-
-    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Answer, String> {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .client
-            .request(m, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.header("content-type", SCIM_JSON).body(b.to_string());
-        }
-        let resp = req.send().map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let etag = resp
-            .headers()
+impl From<Reply> for Answer {
+    fn from(r: Reply) -> Answer {
+        let etag = r
+            .headers
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .and_then(version_of);
-        // A body cut off by the kill means the reply was not received: not acknowledged.
-        let text = resp.text().map_err(|e| e.to_string())?;
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))?
-        };
-        Ok(Answer { status, etag, body })
+        Answer {
+            status: r.status,
+            etag,
+            body: r.body,
+        }
     }
+}
 
-    fn filter(&self, path: &str, filter: &str) -> Result<Answer, String> {
-        let q: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("filter", filter)
-            .append_pair("count", "1000")
-            .finish();
-        self.send("GET", &format!("{path}?{q}"), None)
-    }
+/// GET `path` with `filter` and room for every resource of a lane. Err when the server is gone.
+fn filter(http: &ScimClient, path: &str, filter: &str) -> Result<Reply, String> {
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("filter", filter)
+        .append_pair("count", "1000")
+        .finish();
+    http.try_send("GET", &format!("{path}?{q}"), None)
 }
 
 /// Why a lane stopped: the server went away (expected), or it answered something wrong.
@@ -201,16 +171,18 @@ enum Stop {
 /// `lane.pending` says what it was.
 fn write(
     lane: &mut Lane,
-    http: &Http,
+    http: &ScimClient,
     pending: Pending,
     req: (&str, String, Option<Value>),
     want: u16,
     ack: impl FnOnce(&mut Lane, Answer) -> Result<(), String>,
 ) -> Result<(), Stop> {
     lane.pending = Some(pending);
-    let answer = http
-        .send(req.0, &req.1, req.2.as_ref())
-        .map_err(|_| Stop::Gone)?;
+    // No complete reply (the server died) means the write was not acknowledged.
+    let answer: Answer = http
+        .try_send(req.0, &req.1, req.2.as_ref())
+        .map_err(|_| Stop::Gone)?
+        .into();
     lane.pending = None;
     if answer.status != want {
         return Err(Stop::Wrong(format!(
@@ -223,7 +195,7 @@ fn write(
     Ok(())
 }
 
-fn create_user(lane: &mut Lane, http: &Http) -> Result<(), Stop> {
+fn create_user(lane: &mut Lane, http: &ScimClient) -> Result<(), Stop> {
     let name = format!("{}{:06}", lane.prefix(), lane.next_name);
     lane.next_name += 1;
     let body = user_doc(&name, 0);
@@ -253,7 +225,7 @@ fn create_user(lane: &mut Lane, http: &Http) -> Result<(), Stop> {
     )
 }
 
-fn patch_user(lane: &mut Lane, http: &Http, rng: &mut StdRng) -> Result<(), Stop> {
+fn patch_user(lane: &mut Lane, http: &ScimClient, rng: &mut StdRng) -> Result<(), Stop> {
     let ids: Vec<&String> = lane.users.keys().collect();
     let id = ids[rng.random_range(0..ids.len())].clone();
     let u = lane.users[&id].clone();
@@ -287,7 +259,7 @@ fn patch_user(lane: &mut Lane, http: &Http, rng: &mut StdRng) -> Result<(), Stop
     )
 }
 
-fn delete_user(lane: &mut Lane, http: &Http, id: String) -> Result<(), Stop> {
+fn delete_user(lane: &mut Lane, http: &ScimClient, id: String) -> Result<(), Stop> {
     write(
         lane,
         http,
@@ -304,8 +276,8 @@ fn delete_user(lane: &mut Lane, http: &Http, id: String) -> Result<(), Stop> {
     )
 }
 
-fn create_group(lane: &mut Lane, http: &Http) -> Result<(), Stop> {
-    let body = json!({"displayName": lane.group_name(), GROUP_EXT: {"description": "0"}});
+fn create_group(lane: &mut Lane, http: &ScimClient) -> Result<(), Stop> {
+    let body = json!({"displayName": lane.group_name(), GROUPTALK_GROUP: {"description": "0"}});
     write(
         lane,
         http,
@@ -324,13 +296,13 @@ fn create_group(lane: &mut Lane, http: &Http) -> Result<(), Stop> {
     )
 }
 
-fn add_member(lane: &mut Lane, http: &Http, user: String) -> Result<(), Stop> {
+fn add_member(lane: &mut Lane, http: &ScimClient, user: String) -> Result<(), Stop> {
     let g = lane.group.clone().unwrap();
     let count = g.members.len() + 1;
-    let body = json!({"schemas": [PATCH_OP], "Operations": [
+    let body = patch_op(json!([
         {"op": "add", "path": "members", "value": [{"value": user}]},
-        {"op": "replace", "path": format!("{GROUP_EXT}:description"), "value": count.to_string()}
-    ]});
+        {"op": "replace", "path": format!("{GROUPTALK_GROUP}:description"), "value": count.to_string()}
+    ]));
     write(
         lane,
         http,
@@ -354,7 +326,12 @@ fn add_member(lane: &mut Lane, http: &Http, user: String) -> Result<(), Stop> {
 }
 
 /// One lane's writes until the server dies (or the bound is reached).
-fn drive(lane: &mut Lane, http: &Http, stop: &AtomicBool, rng: &mut StdRng) -> Option<String> {
+fn drive(
+    lane: &mut Lane,
+    http: &ScimClient,
+    stop: &AtomicBool,
+    rng: &mut StdRng,
+) -> Option<String> {
     for _ in 0..MAX_OPS_PER_ROUND {
         if stop.load(Ordering::Relaxed) {
             return None;
@@ -387,10 +364,14 @@ fn drive(lane: &mut Lane, http: &Http, stop: &AtomicBool, rng: &mut StdRng) -> O
 /// After the restart: the lane's resources are in their acknowledged state, or (only for the
 /// resource of the request in flight) in the state that request would have produced. The model
 /// is then brought in line with what was found.
-fn verify(lane: &mut Lane, http: &Http) -> Result<(), String> {
+fn verify(lane: &mut Lane, http: &ScimClient) -> Result<(), String> {
     let pending = lane.pending.take();
     let n = lane.n;
-    let list = http.filter("/Users", &format!("userName sw \"{}\"", lane.prefix()))?;
+    let list = filter(
+        http,
+        "/Users",
+        &format!("userName sw \"{}\"", lane.prefix()),
+    )?;
     if list.status != 200 {
         return Err(format!("lane {n}: list answered {}", list.status));
     }
@@ -466,9 +447,14 @@ fn verify(lane: &mut Lane, http: &Http) -> Result<(), String> {
     verify_side_rows(lane, http, &pending)
 }
 
-fn verify_group(lane: &mut Lane, http: &Http, pending: &Option<Pending>) -> Result<(), String> {
+fn verify_group(
+    lane: &mut Lane,
+    http: &ScimClient,
+    pending: &Option<Pending>,
+) -> Result<(), String> {
     let n = lane.n;
-    let list = http.filter(
+    let list = filter(
+        http,
         "/Groups",
         &format!("displayName eq \"{}\"", lane.group_name()),
     )?;
@@ -501,7 +487,7 @@ fn verify_group(lane: &mut Lane, http: &Http, pending: &Option<Pending>) -> Resu
         .iter()
         .map(|m| m["value"].as_str().unwrap_or("").to_string())
         .collect();
-    let description = r[GROUP_EXT]["description"].as_str().unwrap_or("");
+    let description = r[GROUPTALK_GROUP]["description"].as_str().unwrap_or("");
     if description != members.len().to_string() {
         return Err(format!(
             "lane {n}: half-applied member PATCH: description {description:?} but {} members: {r}",
@@ -534,7 +520,11 @@ fn verify_group(lane: &mut Lane, http: &Http, pending: &Option<Pending>) -> Resu
 
 /// The work email of the last user written is found through the email index (side rows written
 /// in the same transaction as the document).
-fn verify_side_rows(lane: &Lane, http: &Http, pending: &Option<Pending>) -> Result<(), String> {
+fn verify_side_rows(
+    lane: &Lane,
+    http: &ScimClient,
+    pending: &Option<Pending>,
+) -> Result<(), String> {
     let target = match pending {
         Some(Pending::PatchUser { id, .. }) if lane.users.contains_key(id) => Some(id),
         _ => lane
@@ -548,7 +538,7 @@ fn verify_side_rows(lane: &Lane, http: &Http, pending: &Option<Pending>) -> Resu
         "emails[type eq \"work\"].value eq \"{}\"",
         email(&u.name, u.k)
     );
-    let r = http.filter("/Users", &f)?;
+    let r = filter(http, "/Users", &f)?;
     let got: Vec<&str> = r.body["Resources"]
         .as_array()
         .map(|a| a.iter().filter_map(|r| r["id"].as_str()).collect())
@@ -573,11 +563,11 @@ fn acknowledged_writes_survive_sigkill_and_nothing_is_half_applied() {
     eprintln!("crash test: {rounds} rounds, CRASH_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     // Rate limiting is not what this test is about: 64 writers on one token exceed it.
-    let mut server = Server::start_with(
+    let TenantCtx { mut server, token } = TenantCtx::start_with(
+        "acme",
         "[limits]\nrate_per_token = 1000000\nrate_burst = 1000000\n",
         &[],
     );
-    let token = server.tenant_token("acme");
     let mut lanes: Vec<Lane> = (0..MAX_LANES)
         .map(|n| Lane {
             n,
@@ -597,7 +587,7 @@ fn acknowledged_writes_survive_sigkill_and_nothing_is_half_applied() {
             0 => rng.random_range(0..60),
             _ => rng.random_range(60..1_200),
         });
-        let http = Http::new(&server, &token);
+        let http = server.scim_client(&token);
         let stop = Arc::new(AtomicBool::new(false));
         let wrong = Arc::new(Mutex::new(Vec::new()));
         let active: Vec<Lane> = lanes.drain(..writers).collect();
@@ -628,7 +618,7 @@ fn acknowledged_writes_survive_sigkill_and_nothing_is_half_applied() {
         // The file as the crash left it, before the restart touches it.
         server.assert_db_intact();
         server.spawn();
-        let http = Http::new(&server, &token);
+        let http = server.scim_client(&token);
         done.append(&mut lanes);
         lanes = done;
         lanes.sort_by_key(|l| l.n);

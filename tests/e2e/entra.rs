@@ -1,16 +1,11 @@
 //! A replay of an Entra ID provisioning cycle, request by request, in both wire formats
-//! (default and `aadOptscim062020`), as documented in entra-scim-behaviour.md §2.
+//! (default and `aadOptscim062020`), as documented in `docs/entra-id-behaviour.md` ("Create",
+//! "Update (PATCH)", "Groups and members", "Filters", "Test connection").
 
+use grouptalk_scim::scim::schema::{ENTERPRISE_USER, GROUP, GROUPTALK_GROUP, GROUPTALK_USER};
 use serde_json::{json, Value};
 
-use crate::harness::{user_body, Scim, Server};
-
-const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const GT: &str = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User";
-
-fn patch(ops: Value) -> Value {
-    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-}
+use crate::harness::{patch_op, user_body, Scim, TenantCtx};
 
 fn one(scim: &Scim<'_>, path: &str, filter: &str) -> Value {
     let r = scim.filter(path, filter);
@@ -21,9 +16,8 @@ fn one(scim: &Scim<'_>, path: &str, filter: &str) -> Value {
 
 #[test]
 fn entra_provisioning_cycle_default_and_flag_formats() {
-    let server = Server::start();
-    let token = server.tenant_token("contoso");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("contoso");
+    let scim = ctx.scim();
 
     // 1. Test Connection: random-GUID user and group probes.
     assert_eq!(
@@ -63,13 +57,13 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
     // 4. Update, default (no-flag) format: capitalised ops, one per attribute, Add for new values.
     let r = scim.patch(
         &format!("/Users/{alice}"),
-        &patch(json!([
+        &patch_op(json!([
             {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "alice.berg@contoso.com"},
             {"op": "Replace", "path": "name.familyName", "value": "Berg"},
             {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+46709876543"},
             {"op": "Replace", "path": "externalId", "value": "aberg"},
-            {"op": "Replace", "path": format!("{ENT}:costCenter"), "value": "CC-5000"},
-            {"op": "Add", "path": format!("{GT}:label3"), "value": "Dispatcher"}
+            {"op": "Replace", "path": format!("{ENTERPRISE_USER}:costCenter"), "value": "CC-5000"},
+            {"op": "Add", "path": format!("{GROUPTALK_USER}:label3"), "value": "Dispatcher"}
         ])),
     );
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -81,8 +75,8 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
         "mobile replaced, not duplicated"
     );
     assert_eq!(r.body["phoneNumbers"][0]["value"], "+46709876543");
-    assert_eq!(r.body[ENT]["costCenter"], "CC-5000");
-    assert_eq!(r.body[GT]["label3"], "Dispatcher");
+    assert_eq!(r.body[ENTERPRISE_USER]["costCenter"], "CC-5000");
+    assert_eq!(r.body[GROUPTALK_USER]["label3"], "Dispatcher");
     assert_eq!(
         one(
             &scim,
@@ -105,13 +99,13 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
     let r = scim.send(
         "PATCH",
         &format!("/Users/{alice}?aadOptscim062020"),
-        &patch(json!([
+        &patch_op(json!([
             {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "alice@contoso.com"},
             {"op": "replace", "value": {
                 "name.givenName": "Alicia",
                 "externalId": "alice2",
-                format!("{ENT}:organization"): "Contoso Radio",
-                format!("{GT}:label5"): "Night"
+                format!("{ENTERPRISE_USER}:organization"): "Contoso Radio",
+                format!("{GROUPTALK_USER}:label5"): "Night"
             }}
         ])),
     );
@@ -122,9 +116,9 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
         "sibling sub-attribute kept"
     );
     assert_eq!(r.body["externalId"], "alice2");
-    assert_eq!(r.body[ENT]["organization"], "Contoso Radio");
-    assert_eq!(r.body[ENT]["costCenter"], "CC-5000");
-    assert_eq!(r.body[GT]["label5"], "Night");
+    assert_eq!(r.body[ENTERPRISE_USER]["organization"], "Contoso Radio");
+    assert_eq!(r.body[ENTERPRISE_USER]["costCenter"], "CC-5000");
+    assert_eq!(r.body[GROUPTALK_USER]["label5"], "Night");
     assert!(
         r.body.get("name.givenName").is_none(),
         "no literal dotted attribute"
@@ -133,7 +127,7 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
     // 6. Rename the login.
     let r = scim.patch(
         &format!("/Users/{alice}"),
-        &patch(json!([{"op": "Replace", "path": "userName", "value": "alicia@contoso.com"}])),
+        &patch_op(json!([{"op": "Replace", "path": "userName", "value": "alicia@contoso.com"}])),
     );
     assert_eq!(r.body["userName"], "alicia@contoso.com");
 
@@ -147,7 +141,7 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
         assert_eq!(r.status, 201);
         users.push(r.body["id"].as_str().unwrap().to_string());
     }
-    let g = scim.post("/Groups", &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Dispatch North", "externalId": "g-1", "members": []}));
+    let g = scim.post("/Groups", &json!({"schemas": [GROUP], "displayName": "Dispatch North", "externalId": "g-1", "members": []}));
     assert_eq!(g.status, 201);
     let gid = g.body["id"].as_str().unwrap().to_string();
     assert_eq!(
@@ -161,7 +155,7 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
             .collect();
         let r = scim.patch(
             &format!("/Groups/{gid}"),
-            &patch(json!([{"op": "Add", "path": "members", "value": members}])),
+            &patch_op(json!([{"op": "Add", "path": "members", "value": members}])),
         );
         assert_eq!(r.status, 204, "{:?}", r.body);
     }
@@ -171,7 +165,7 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
     // 8. Disable (string "False"), still found by filter and by id, memberships kept; re-enable.
     let r = scim.patch(
         &format!("/Users/{alice}"),
-        &patch(json!([{"op": "Replace", "path": "active", "value": "False"}])),
+        &patch_op(json!([{"op": "Replace", "path": "active", "value": "False"}])),
     );
     assert_eq!(r.body["active"], false);
     assert_eq!(
@@ -185,32 +179,29 @@ fn entra_provisioning_cycle_default_and_flag_formats() {
     );
     let r = scim.patch(
         &format!("/Users/{alice}"),
-        &patch(json!([{"op": "replace", "path": "active", "value": true}])),
+        &patch_op(json!([{"op": "replace", "path": "active", "value": true}])),
     );
     assert_eq!(r.body["active"], true);
 
     // 9. Member removal both ways, rename and description of the group.
-    let r = scim.patch(&format!("/Groups/{gid}"), &patch(json!([{"op": "Remove", "path": "members", "value": [{"value": users[1]}, {"value": users[2]}]}])));
+    let r = scim.patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "Remove", "path": "members", "value": [{"value": users[1]}, {"value": users[2]}]}])));
     assert_eq!(r.status, 204);
     let r = scim.patch(
         &format!("/Groups/{gid}"),
-        &patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", users[3])}])),
+        &patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", users[3])}])),
     );
     assert_eq!(r.status, 204);
     let r = scim.patch(
         &format!("/Groups/{gid}"),
-        &patch(json!([
+        &patch_op(json!([
             {"op": "Replace", "path": "displayName", "value": "Dispatch North 2"},
-            {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group:description", "value": "Day shift"}
+            {"op": "Replace", "path": format!("{GROUPTALK_GROUP}:description"), "value": "Day shift"}
         ])),
     );
     assert_eq!(r.status, 204);
     let g = scim.get_query(&format!("/Groups/{gid}"), "excludedAttributes=members");
     assert_eq!(g.body["displayName"], "Dispatch North 2");
-    assert_eq!(
-        g.body["urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group"]["description"],
-        "Day shift"
-    );
+    assert_eq!(g.body[GROUPTALK_GROUP]["description"], "Day shift");
     assert_eq!(
         scim.get(&format!("/Groups/{gid}")).body["members"]
             .as_array()

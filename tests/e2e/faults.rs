@@ -11,17 +11,11 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use crate::harness::{assert_scim_error, Reply, Scim, Server};
+use crate::harness::{assert_scim_error, create_user, patch_op, Reply, Scim, Server, TenantCtx};
 
 /// The server waits `busy_timeout` (5 s) for a lock. A write queued behind another batch that is
 /// already waiting can take two such waits; more than that is a hang.
 const LOCK_ANSWER_BOUND: Duration = Duration::from_secs(12);
-
-fn create_user(scim: &Scim<'_>, name: &str) -> String {
-    let r = scim.post("/Users", &json!({"userName": name}));
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
 
 /// A 503 (or 507) SCIM error with a `Retry-After` in seconds, and no internals in the body.
 fn assert_retry_later(r: &Reply, allowed: &[u16]) {
@@ -63,9 +57,8 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 
 #[test]
 fn outside_write_lock_gives_bounded_503_while_reads_go_on() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let (server, scim) = (&ctx.server, ctx.scim());
     // Before the lock: the token's first use (and its `last_used` write) is behind us.
     let id = create_user(&scim, "before@contoso.com");
 
@@ -86,8 +79,7 @@ fn outside_write_lock_gives_bounded_503_while_reads_go_on() {
         let (r, took) = timed(|| {
             scim.patch(
                 &format!("/Users/{id}"),
-                &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                        "Operations": [{"op": "replace", "path": "title", "value": "x"}]}),
+                &patch_op(json!([{"op": "replace", "path": "title", "value": "x"}])),
             )
         });
         assert!(
@@ -104,7 +96,7 @@ fn outside_write_lock_gives_bounded_503_while_reads_go_on() {
         assert_eq!(r.body["totalResults"], 1, "{begin}");
         let health = server
             .client()
-            .get(format!("https://localhost:{}/healthz", server.addr.port()))
+            .get(server.public_url("/healthz"))
             .send()
             .unwrap();
         assert_eq!(health.status(), 200, "{begin}: /healthz during the lock");
@@ -132,9 +124,8 @@ fn outside_process_cannot_lock_readers_out_while_the_server_runs() {
     // would shut readers out is an exclusive lock on the file itself (`PRAGMA
     // locking_mode=EXCLUSIVE`); the server's open connections hold the file shared, so a shell
     // cannot get it: it fails, and the server keeps reading and writing.
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let (server, scim) = (&ctx.server, ctx.scim());
     let id = create_user(&scim, "before@contoso.com");
     let admin = Connection::open(server.db_path()).unwrap();
     admin.busy_timeout(Duration::from_millis(500)).unwrap();
@@ -195,8 +186,7 @@ fn check_full_disk_behaviour(
     assert_retry_later(&g, &[507, 503]);
     let p = scim.patch(
         &format!("/Users/{}", ids[0]),
-        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "replace", "path": "displayName", "value": "y".repeat(size)}]}),
+        &patch_op(json!([{"op": "replace", "path": "displayName", "value": "y".repeat(size)}])),
     );
     assert_retry_later(&p, &[507, 503]);
     // Reads go on.
@@ -328,8 +318,7 @@ fn assert_refuses_to_start(server: &Server, file: &std::path::Path, words: &[&st
 
 /// A server that ran once (database, signing key and a token exist), now stopped.
 fn stopped_server() -> Server {
-    let mut server = Server::start();
-    server.tenant_token("acme");
+    let mut server = TenantCtx::start("acme").server;
     server.stop();
     server
 }
@@ -427,9 +416,8 @@ fn database_file_that_is_not_a_database_refuses_to_start() {
 /// the lock goes away (nobody was told it succeeded; Entra's retry creates it).
 #[test]
 fn a_request_past_its_timeout_gets_503_and_is_not_applied_later() {
-    let server = Server::start_with("[limits]\nrequest_timeout_secs = 1\n", &[]);
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start_with("acme", "[limits]\nrequest_timeout_secs = 1\n", &[]);
+    let (server, scim) = (&ctx.server, ctx.scim());
     create_user(&scim, "before@contoso.com");
 
     let admin = Connection::open(server.db_path()).unwrap();

@@ -1,14 +1,11 @@
 //! Groups over HTTPS: create with members, PATCH members both ways, rename, filters, deletes.
 
+use grouptalk_scim::scim::schema::{GROUP, GROUPTALK_GROUP};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_scim_error, user_body, Scim, Server};
-
-fn create_user(scim: &Scim<'_>, name: &str) -> String {
-    let r = scim.post("/Users", &json!({"userName": name}));
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    r.body["id"].as_str().unwrap().to_string()
-}
+use crate::harness::{
+    assert_scim_error, create_user, patch_op, reply, user_body, Scim, TenantCtx, SCIM_JSON,
+};
 
 fn member_ids(scim: &Scim<'_>, gid: &str) -> Vec<String> {
     let r = scim.get(&format!("/Groups/{gid}"));
@@ -25,28 +22,24 @@ fn member_ids(scim: &Scim<'_>, gid: &str) -> Vec<String> {
     ids
 }
 
-fn patch_op(ops: Value) -> Value {
-    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-}
-
 #[test]
 fn group_create_with_microsoft_schema_uri_and_excluded_members() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let u = create_user(&scim, "u1");
     let r = scim.post(
         "/Groups",
-        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        // The Microsoft schema URI is literal: the exact text Entra sends.
+        &json!({"schemas": [GROUP, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
                 "externalId": "8aa1a0c0", "displayName": "Dispatch North", "members": [{"value": u, "$ref": null}], "meta": {"resourceType": "Group"},
-                "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group": {"description": "Night shift dispatch"}}),
+                GROUPTALK_GROUP: {"description": "Night shift dispatch"}}),
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
     let gid = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(r.body["members"][0]["value"], u.as_str());
     assert_eq!(r.body["members"][0]["type"], "User");
     assert_eq!(
-        r.body["urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group"]["description"],
+        r.body[GROUPTALK_GROUP]["description"],
         "Night shift dispatch"
     );
     let g = scim.get_query(&format!("/Groups/{gid}"), "excludedAttributes=members");
@@ -73,8 +66,7 @@ fn group_create_with_microsoft_schema_uri_and_excluded_members() {
 
 #[test]
 fn members_must_exist_in_the_same_tenant() {
-    let server = Server::start();
-    let a = server.tenant_token("acme");
+    let TenantCtx { server, token: a } = TenantCtx::start("acme");
     let b = server.tenant_token("beta");
     let (sa, sb) = (server.as_tenant(&a), server.as_tenant(&b));
     let foreign = create_user(&sb, "other");
@@ -105,9 +97,8 @@ fn members_must_exist_in_the_same_tenant() {
 
 #[test]
 fn entra_member_removal_removes_only_the_listed_members() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let users: Vec<String> = (0..4)
         .map(|i| create_user(&scim, &format!("m{i}")))
         .collect();
@@ -171,9 +162,8 @@ fn entra_member_removal_removes_only_the_listed_members() {
 
 #[test]
 fn deleting_a_user_removes_its_memberships_disabling_keeps_them() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let (u1, u2) = (create_user(&scim, "d1"), create_user(&scim, "d2"));
     let gid = scim
         .post(
@@ -208,20 +198,16 @@ fn deleting_a_user_removes_its_memberships_disabling_keeps_them() {
 
 #[test]
 fn if_match_and_etags() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let created = scim.post("/Users", &user_body("e@x"));
     let id = created.body["id"].as_str().unwrap();
     let etag = created.headers["etag"].to_str().unwrap().to_string();
     let stale = "W/\"999\"";
     let req = |tag: &str| {
-        crate::harness::reply(
-            server
-                .client()
-                .patch(server.url(&format!("/Users/{id}")))
-                .bearer_auth(&token)
-                .header("content-type", "application/scim+json")
+        reply(
+            scim.request("PATCH", &format!("/Users/{id}"))
+                .header("content-type", SCIM_JSON)
                 .header("if-match", tag)
                 .body(
                     patch_op(json!([{"op": "replace", "path": "displayName", "value": "E"}]))
@@ -252,9 +238,8 @@ fn if_match_and_etags() {
 
 #[test]
 fn failed_patch_changes_nothing() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let created = scim.post("/Users", &user_body("p@x"));
     let id = created.body["id"].as_str().unwrap();
     let r = scim.patch(

@@ -1,29 +1,85 @@
 //! The test harness: start the real `grouptalk-scim` binary on a loopback port with a temporary
 //! data dir and a fresh TLS certificate, issue tokens through its CLI, and talk to it over HTTPS
 //! with a client that verifies the certificate.
+//!
+//! Most tests start from [`TenantCtx::start`] (a running server, one tenant, a token for it) and
+//! talk SCIM through [`Scim`]; tests that shape the config or the data dir first use
+//! [`TenantCtx::start_with`] or [`Server::prepare`] + [`Server::spawn`]. Every request goes
+//! through the one client set up in `spawn`: [`Scim`] for a test's own requests, [`ScimClient`]
+//! for threads and for requests that may find the server gone, [`Server::raw_tls`] for
+//! hand-made bytes.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use reqwest::blocking::{Client, RequestBuilder, Response};
-use serde_json::Value;
+use grouptalk_scim::scim::schema::{ENTERPRISE_USER, GROUPTALK_USER, PATCH_OP, USER};
+use reqwest::blocking::{Body, Client, RequestBuilder, Response};
+use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_grouptalk-scim");
 pub const SCIM_JSON: &str = "application/scim+json";
 
+/// How long `spawn` waits for `serve --ready-file` to report the bound addresses.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
 pub struct Server {
     pub dir: tempfile::TempDir,
+    /// The public (HTTPS) listener, from the ready file of the latest `spawn`.
     pub addr: SocketAddr,
+    /// The admin (HTTP: /metrics, health) listener, when the config has one (the default config
+    /// of these tests does).
+    pub admin_addr: Option<SocketAddr>,
     pub config: PathBuf,
     child: Option<Child>,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The thread copying the running process's stderr into `log`.
+    log_reader: Option<std::thread::JoinHandle<()>>,
     client: Client,
     /// Extra environment for the server process (set by `start_with`).
     env: Vec<(String, String)>,
+}
+
+/// Poll for the file `serve --ready-file` writes (atomically: present means complete) for up to
+/// `READY_TIMEOUT`; returns the public and admin addresses in it. Err when the process exits
+/// first, the time passes, or the file is not what `serve` writes.
+fn wait_until_ready(
+    child: &mut Child,
+    ready: &Path,
+) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match std::fs::read_to_string(ready) {
+            Ok(text) => {
+                let v: Value = serde_json::from_str(&text)
+                    .map_err(|e| format!("ready file {ready:?}: {e}: {text:?}"))?;
+                let addr = |key: &str| -> Result<Option<SocketAddr>, String> {
+                    v[key]
+                        .as_str()
+                        .map(|a| {
+                            a.parse()
+                                .map_err(|e| format!("ready file {key}: {e}: {text:?}"))
+                        })
+                        .transpose()
+                };
+                let public = addr("public")?
+                    .ok_or_else(|| format!("ready file without \"public\": {text:?}"))?;
+                return Ok((public, addr("admin")?));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("read {ready:?}: {e}")),
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("server exited ({status}) before it was ready"));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("server not ready after {READY_TIMEOUT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Write a config file for a server in `dir` listening on an OS-chosen port.
@@ -63,9 +119,11 @@ impl Server {
         let config = write_config(dir.path(), extra_config);
         Server {
             addr: "127.0.0.1:0".parse().unwrap(),
+            admin_addr: None,
             config,
             child: None,
             log: Default::default(),
+            log_reader: None,
             client: Client::new(),
             dir,
             env: env
@@ -75,10 +133,27 @@ impl Server {
         }
     }
 
-    /// Start (or restart) the process and wait until it is listening.
+    /// Start (or restart) the process and wait until it is listening: `serve --ready-file`
+    /// writes the bound addresses once both listeners are up. Its stderr is collected into
+    /// `log_lines`.
     pub fn spawn(&mut self) {
+        let ready = self.dir.path().join("ready.json");
+        // A file left by the previous run of this server would report its old ports.
+        if let Err(e) = std::fs::remove_file(&ready) {
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "remove {ready:?}: {e}"
+            );
+        }
         let mut child = Command::new(BIN)
-            .args(["--config", self.config.to_str().unwrap(), "serve"])
+            .args([
+                "--config",
+                self.config.to_str().unwrap(),
+                "serve",
+                "--ready-file",
+            ])
+            .arg(&ready)
             .env("RUST_LOG", "info")
             .env_remove("GROUPTALK_SCIM_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -87,21 +162,24 @@ impl Server {
             .spawn()
             .expect("start server");
         let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
         let log = self.log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on https://").nth(1) {
-                    let addr = rest.split('/').next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
                 log.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("server did not start: {:?}", self.log.lock().unwrap()));
-        self.addr = addr.parse().unwrap();
+        let (public, admin) = match wait_until_ready(&mut child, &ready) {
+            Ok(addrs) => addrs,
+            Err(failure) => {
+                // Once the process is gone its stderr ends, and the reader has every line.
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                panic!("{failure}; stderr:\n{}", self.log_lines().join("\n"));
+            }
+        };
+        self.addr = public;
+        self.admin_addr = admin;
         let cert = std::fs::read(self.dir.path().join("cert.pem")).unwrap();
         self.client = Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
@@ -110,14 +188,24 @@ impl Server {
             .build()
             .unwrap();
         self.child = Some(child);
+        self.log_reader = Some(reader);
     }
 
+    /// After the process exited: wait for the last of its stderr, so `log_lines` is complete.
+    fn finish_log(&mut self) {
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// SIGTERM, and wait for the process to exit (and for the last of its log lines).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
                 .status();
             let _ = c.wait();
+            self.finish_log();
         }
     }
 
@@ -126,6 +214,7 @@ impl Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            self.finish_log();
         }
     }
 
@@ -212,21 +301,21 @@ impl Server {
 
     /// The client TLS configuration a raw test connection uses: trusts this server's
     /// certificate, offers only HTTP/1.1 (so raw bytes are read as HTTP/1.1).
-    pub fn tls_client_config(&self) -> std::sync::Arc<rustls::ClientConfig> {
+    pub fn tls_client_config(&self) -> Arc<rustls::ClientConfig> {
         use rustls_pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         let pem = std::fs::read(self.dir.path().join("cert.pem")).unwrap();
         for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
             roots.add(cert.unwrap()).unwrap();
         }
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        std::sync::Arc::new(config)
+        Arc::new(config)
     }
 
     /// A raw TLS connection with the handshake completed, for sending hand-made bytes.
@@ -278,10 +367,26 @@ impl Server {
         out.lines().last().unwrap().trim().to_string()
     }
 
+    /// A URL under the SCIM base path (`/api/scim`) on the public listener.
     pub fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}/api/scim{path}", self.addr.port())
+        self.public_url(&format!("/api/scim{path}"))
     }
 
+    /// A URL on the public listener outside the SCIM base path (`/healthz`, `/metrics`, …).
+    pub fn public_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// A URL on the admin listener (plain HTTP). Panics when the admin listener is off.
+    pub fn admin_url(&self, path: &str) -> String {
+        let addr = self
+            .admin_addr
+            .expect("the admin listener is off in this server's config");
+        format!("http://{addr}{path}")
+    }
+
+    /// The client every request of a test goes through: trusts this server's certificate and
+    /// resolves `localhost` to its port.
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -291,6 +396,44 @@ impl Server {
             server: self,
             token,
         }
+    }
+
+    /// An owned client for one token, for threads (it does not borrow the server, which can be
+    /// killed and restarted meanwhile) and for requests that may find the server gone. A
+    /// restart changes the port: take a new one after `spawn`.
+    pub fn scim_client(&self, token: &str) -> ScimClient {
+        ScimClient {
+            client: self.client.clone(),
+            base: self.url(""),
+            token: token.to_string(),
+        }
+    }
+}
+
+/// The setup almost every test starts from: a running server with one tenant and a token for
+/// it. Tests that only talk SCIM take `ctx.scim()`; tests that also drive the server or use the
+/// token destructure it: `let TenantCtx { server, token } = TenantCtx::start("acme");`.
+pub struct TenantCtx {
+    pub server: Server,
+    pub token: String,
+}
+
+impl TenantCtx {
+    /// `Server::start()`, then `tenant create` and `token issue` for `tenant`.
+    pub fn start(tenant: &str) -> TenantCtx {
+        TenantCtx::start_with(tenant, "", &[])
+    }
+
+    /// Like `start`, on `Server::start_with(extra_config, env)`.
+    pub fn start_with(tenant: &str, extra_config: &str, env: &[(&str, &str)]) -> TenantCtx {
+        let server = Server::start_with(extra_config, env);
+        let token = server.tenant_token(tenant);
+        TenantCtx { server, token }
+    }
+
+    /// The SCIM client for the tenant's token.
+    pub fn scim(&self) -> Scim<'_> {
+        self.server.as_tenant(&self.token)
     }
 }
 
@@ -389,19 +532,32 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// Read a response whole; a body that cannot be read counts as empty.
 pub fn reply(resp: Response) -> Reply {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let text = resp.text().unwrap_or_default();
+    reply_from(status, headers, &text)
+}
+
+/// Read a response whole; Err when the body cannot be read (cut off: the reply was not
+/// received).
+fn try_reply(resp: Response) -> Result<Reply, String> {
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let text = resp.text().map_err(|e| e.to_string())?;
+    Ok(reply_from(status, headers, &text))
+}
+
+/// The body as JSON: Null when empty, a JSON string holding the text when it is not JSON.
+fn reply_from(status: u16, headers: reqwest::header::HeaderMap, text: &str) -> Reply {
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let text = resp.text().unwrap_or_default();
     let body = if text.is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
+        serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
     };
     Reply {
         status,
@@ -411,25 +567,50 @@ pub fn reply(resp: Response) -> Reply {
     }
 }
 
+/// A request with the bearer token and, when there is one, a SCIM JSON body: what [`Scim`] and
+/// [`ScimClient`] both send.
+fn scim_request(
+    client: &Client,
+    url: String,
+    token: &str,
+    method: &str,
+    body: Option<&Value>,
+) -> RequestBuilder {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let req = client.request(m, url).bearer_auth(token);
+    match body {
+        Some(b) => req.header("content-type", SCIM_JSON).body(b.to_string()),
+        None => req,
+    }
+}
+
 impl Scim<'_> {
-    fn req(&self, method: reqwest::Method, path: &str) -> RequestBuilder {
-        self.server
-            .client()
-            .request(method, self.server.url(path))
-            .bearer_auth(self.token)
+    /// A request with the token and nothing else, for headers or bodies of the test's own
+    /// making; send it and read it with [`reply`].
+    pub fn request(&self, method: &str, path: &str) -> RequestBuilder {
+        scim_request(
+            self.server.client(),
+            self.server.url(path),
+            self.token,
+            method,
+            None,
+        )
+    }
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        let req = scim_request(
+            self.server.client(),
+            self.server.url(path),
+            self.token,
+            method,
+            body,
+        );
+        reply(req.send().unwrap())
     }
     pub fn get(&self, path: &str) -> Reply {
-        reply(self.req(reqwest::Method::GET, path).send().unwrap())
+        self.call("GET", path, None)
     }
     pub fn send(&self, method: &str, path: &str, body: &Value) -> Reply {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        reply(
-            self.req(m, path)
-                .header("content-type", SCIM_JSON)
-                .body(body.to_string())
-                .send()
-                .unwrap(),
-        )
+        self.call(method, path, Some(body))
     }
     pub fn post(&self, path: &str, body: &Value) -> Reply {
         self.send("POST", path, body)
@@ -441,18 +622,28 @@ impl Scim<'_> {
         self.send("PATCH", path, body)
     }
     pub fn delete(&self, path: &str) -> Reply {
-        reply(self.req(reqwest::Method::DELETE, path).send().unwrap())
+        self.call("DELETE", path, None)
     }
-    /// GET with a raw (already encoded) query string.
-    pub fn get_query(&self, path: &str, query: &str) -> Reply {
+    /// A body that is not a JSON value (malformed, invalid UTF-8, too deep to build as one) or
+    /// that goes with another content type.
+    pub fn send_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> Reply {
         reply(
-            self.server
-                .client()
-                .get(format!("{}?{query}", self.server.url(path)))
-                .bearer_auth(self.token)
+            self.request(method, path)
+                .header("content-type", content_type)
+                .body(body)
                 .send()
                 .unwrap(),
         )
+    }
+    /// GET with a raw (already encoded) query string.
+    pub fn get_query(&self, path: &str, query: &str) -> Reply {
+        self.get(&format!("{path}?{query}"))
     }
     /// GET /Users?filter=… with the filter encoded the way Entra does (`+` for spaces).
     pub fn filter(&self, path: &str, filter: &str) -> Reply {
@@ -463,10 +654,37 @@ impl Scim<'_> {
     }
 }
 
+/// An owned SCIM client bound to one token (see [`Server::scim_client`]): cheap to clone,
+/// `Send`, and it reports a server that went away instead of panicking.
+#[derive(Clone)]
+pub struct ScimClient {
+    client: Client,
+    base: String,
+    token: String,
+}
+
+impl ScimClient {
+    /// One request (with a SCIM JSON body when `body` is given). Err when no complete reply
+    /// came: the connection failed or was cut, or the body was cut off (a killed server).
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.base);
+        let resp = scim_request(&self.client, url, &self.token, method, body)
+            .send()
+            .map_err(|e| e.to_string())?;
+        try_reply(resp)
+    }
+}
+
 /// Assert a SCIM error body: content type, schemas, status as a string, scimType.
 pub fn assert_scim_error(r: &Reply, status: u16, scim_type: Option<&str>) {
     assert_eq!(r.status, status, "{:?}", r.body);
     assert!(r.content_type.starts_with(SCIM_JSON), "{}", r.content_type);
+    // Literal: the Error URN as it must be on the wire (the library has no constant for it).
     assert_eq!(
         r.body["schemas"][0],
         "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -476,9 +694,43 @@ pub fn assert_scim_error(r: &Reply, status: u16, scim_type: Option<&str>) {
     assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
 }
 
+/// A PATCH body: the PatchOp envelope around `operations` (a JSON array of operations).
+pub fn patch_op(operations: Value) -> Value {
+    json!({"schemas": [PATCH_OP], "Operations": operations})
+}
+
+/// The PatchOp envelope around operations that are not a JSON value (invalid UTF-8, nesting
+/// deeper than a JSON value can be built): `operations` are the bytes of the array.
+pub fn patch_op_bytes(operations: &[u8]) -> Vec<u8> {
+    let mut body = format!("{{\"schemas\":[\"{PATCH_OP}\"],\"Operations\":").into_bytes();
+    body.extend_from_slice(operations);
+    body.push(b'}');
+    body
+}
+
+/// Create a user with nothing but `userName`; asserts the 201 and returns the id.
+pub fn create_user(scim: &Scim<'_>, user_name: &str) -> String {
+    let r = scim.post("/Users", &json!({"userName": user_name}));
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+/// The claims of a JWT (its payload, not verified).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// A user with every attribute the seed's user table has, as Entra sends it.
 pub fn user_body(user_name: &str) -> Value {
-    serde_json::json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+    json!({
+        "schemas": [USER, ENTERPRISE_USER],
         "userName": user_name,
         "externalId": format!("ext-{user_name}"),
         "active": true,
@@ -487,7 +739,7 @@ pub fn user_body(user_name: &str) -> Value {
         "phoneNumbers": [{"type": "mobile", "value": "+46701234567"}],
         "meta": {"resourceType": "User"},
         "roles": [],
-        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"costCenter": "CC-4130", "organization": "Contoso Security"},
-        "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User": {"label1": "Shift A", "label2": "North", "label3": "Medic", "label4": "L4", "label5": "L5"}
+        ENTERPRISE_USER: {"costCenter": "CC-4130", "organization": "Contoso Security"},
+        GROUPTALK_USER: {"label1": "Shift A", "label2": "North", "label3": "Medic", "label4": "L4", "label5": "L5"}
     })
 }

@@ -8,27 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{assert_scim_error, reply, user_body, Server, BIN};
-
-/// The admin listener's address, from the server's log line.
-fn admin_url(server: &Server, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(addr) = server.log_lines().iter().find_map(|l| {
-            l.split("admin listening on http://")
-                .nth(1)
-                .map(|r| r.split('/').next().unwrap_or("").to_string())
-        }) {
-            return format!("http://{addr}{path}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no admin listener in {:?}",
-            server.log_lines()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::harness::{assert_scim_error, create_user, reply, user_body, Server, TenantCtx, BIN};
 
 fn get_text(url: &str) -> (u16, String) {
     let r = reqwest::blocking::get(url).unwrap();
@@ -56,8 +36,7 @@ fn log_entries(server: &Server, args: &[&str], pred: impl Fn(&[Value]) -> bool) 
 
 #[test]
 fn provisioning_log_records_success_and_failure_without_tokens() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let scim = server.as_tenant(&token);
     let created = scim.post("/Users", &json!({"userName": "a@x", "active": "True"}));
     let id = created.body["id"].as_str().unwrap().to_string();
@@ -66,6 +45,7 @@ fn provisioning_log_records_success_and_failure_without_tokens() {
         409,
         Some("uniqueness"),
     );
+    // Literal: the body as Entra sends it (capitalised op), which the notes below record.
     scim.send("PATCH", &format!("/Users/{id}?aadOptscim062020"), &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}));
     server.as_tenant("garbage").get("/Users");
 
@@ -140,8 +120,7 @@ fn provisioning_log_records_success_and_failure_without_tokens() {
 
 #[test]
 fn log_follow_sees_a_new_request() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let mut child = Command::new(BIN)
         .args([
             "--config",
@@ -188,10 +167,9 @@ fn counter(metrics: &str, name: &str, labels: &[&str]) -> f64 {
 
 #[test]
 fn metrics_move_after_requests_and_stay_off_the_public_port() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
-    let url = admin_url(&server, "/metrics");
+    let ctx = TenantCtx::start("acme");
+    let (server, scim) = (&ctx.server, ctx.scim());
+    let url = server.admin_url("/metrics");
     let (status, before) = get_text(&url);
     assert_eq!(status, 200);
     let label = "route=\"/Users\"";
@@ -254,12 +232,12 @@ fn metrics_move_after_requests_and_stay_off_the_public_port() {
     );
     assert!((0.0..60.0).contains(&idle), "{idle}");
     // Health on the admin listener, and /metrics is not on the public port.
-    assert_eq!(get_text(&admin_url(&server, "/healthz")).0, 200);
-    assert_eq!(get_text(&admin_url(&server, "/readyz")).0, 200);
+    assert_eq!(get_text(&server.admin_url("/healthz")).0, 200);
+    assert_eq!(get_text(&server.admin_url("/readyz")).0, 200);
     let public = reply(
         server
             .client()
-            .get(format!("https://localhost:{}/metrics", server.addr.port()))
+            .get(server.public_url("/metrics"))
             .send()
             .unwrap(),
     );
@@ -267,7 +245,7 @@ fn metrics_move_after_requests_and_stay_off_the_public_port() {
     let ready = reply(
         server
             .client()
-            .get(format!("https://localhost:{}/readyz", server.addr.port()))
+            .get(server.public_url("/readyz"))
             .send()
             .unwrap(),
     );
@@ -298,7 +276,7 @@ fn client_trusting(server: &Server, pem: &[u8]) -> reqwest::blocking::Client {
 fn sighup_reloads_the_certificate_and_refuses_a_bad_one() {
     let server = Server::start();
     let old_pem = std::fs::read(server.dir.path().join("cert.pem")).unwrap();
-    let livez = format!("https://localhost:{}/livez", server.addr.port());
+    let livez = server.public_url("/livez");
     let new_pem = write_cert(&server);
     let pid = server.pid().unwrap().to_string();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
@@ -353,8 +331,7 @@ fn sighup_reloads_the_certificate_and_refuses_a_bad_one() {
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
-    let mut server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { mut server, token } = TenantCtx::start("acme");
     let body = json!({"userName": "slow@x"}).to_string();
     let mut tls = server.raw_tls(Duration::from_secs(20));
     let head = format!(
@@ -409,8 +386,7 @@ fn sigterm_lets_an_in_flight_request_finish() {
 
 #[test]
 fn backup_during_concurrent_writes_holds_every_acknowledged_write() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let acked: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -484,8 +460,7 @@ fn backup_during_concurrent_writes_holds_every_acknowledged_write() {
 
 #[test]
 fn restore_brings_back_the_backup_when_stopped() {
-    let mut server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { mut server, token } = TenantCtx::start("acme");
     let id = server
         .as_tenant(&token)
         .post("/Users", &user_body("kept@x"))
@@ -521,8 +496,11 @@ fn restore_brings_back_the_backup_when_stopped() {
 
 #[test]
 fn oversized_body_is_413_and_rate_limit_is_429_with_retry_after() {
-    let server = Server::start_with("[limits]\nrate_per_token = 1\nrate_burst = 3\n", &[]);
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start_with(
+        "acme",
+        "[limits]\nrate_per_token = 1\nrate_burst = 3\n",
+        &[],
+    );
     // A 3 MiB body is refused from its Content-Length, before it is sent: the client gets the
     // 413 after writing only the head (a client still pushing the body could instead see the
     // connection close under it).
@@ -580,13 +558,9 @@ fn oversized_body_is_413_and_rate_limit_is_429_with_retry_after() {
 
 #[test]
 fn stats_show_directory_and_traffic() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
-    let u = scim.post("/Users", &json!({"userName": "s1"})).body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ctx = TenantCtx::start("acme");
+    let (server, scim) = (&ctx.server, ctx.scim());
+    let u = create_user(&scim, "s1");
     scim.post(
         "/Groups",
         &json!({"displayName": "G", "members": [{"value": u}]}),

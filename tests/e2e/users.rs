@@ -2,13 +2,14 @@
 
 use serde_json::json;
 
-use crate::harness::{assert_scim_error, user_body, Server, SCIM_JSON};
+use grouptalk_scim::scim::schema::{ENTERPRISE_USER, GROUPTALK_USER, USER};
+
+use crate::harness::{assert_scim_error, user_body, TenantCtx, SCIM_JSON};
 
 #[test]
 fn entra_test_connection_gets_empty_list_for_random_guid() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let guid = "7d420df3-9995-4831-a406-ecf8166f5f6a";
     // Entra encodes spaces as '+' and quotes as %22.
     let r = scim.get_query("/Users", &format!("filter=userName+eq+%22{guid}%22"));
@@ -16,6 +17,7 @@ fn entra_test_connection_gets_empty_list_for_random_guid() {
     assert!(r.content_type.starts_with(SCIM_JSON));
     assert_eq!(r.body["totalResults"], 0);
     assert_eq!(r.body["Resources"], json!([]));
+    // Literal on purpose: the wire text a client sees, not the library's LIST_RESPONSE.
     assert_eq!(
         r.body["schemas"][0],
         "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -31,9 +33,8 @@ fn entra_test_connection_gets_empty_list_for_random_guid() {
 
 #[test]
 fn user_lifecycle_create_get_filter_replace_delete() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
 
     let created = scim.post("/Users", &user_body("alice@contoso.com"));
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -57,13 +58,14 @@ fn user_lifecycle_create_get_filter_replace_delete() {
     assert_eq!(b["externalId"], "ext-alice@contoso.com");
     assert_eq!(b["emails"][0]["value"], "alice@contoso.com");
     assert_eq!(b["phoneNumbers"][0]["value"], "+46701234567");
-    let ent = &b["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    let ent = &b[ENTERPRISE_USER];
     assert_eq!(ent["costCenter"], "CC-4130");
     assert_eq!(ent["organization"], "Contoso Security");
-    let gt = &b["urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User"];
+    let gt = &b[GROUPTALK_USER];
     for (i, v) in ["Shift A", "North", "Medic", "L4", "L5"].iter().enumerate() {
         assert_eq!(gt[format!("label{}", i + 1)], *v);
     }
+    // Literal: the extension's URN as it must appear in `schemas` on the wire.
     assert!(b["schemas"].as_array().unwrap().contains(&json!(
         "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User"
     )));
@@ -104,9 +106,8 @@ fn user_lifecycle_create_get_filter_replace_delete() {
 
 #[test]
 fn duplicate_user_name_is_409_uniqueness_case_insensitively() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     assert_eq!(
         scim.post("/Users", &user_body("bob@contoso.com")).status,
         201
@@ -122,25 +123,17 @@ fn duplicate_user_name_is_409_uniqueness_case_insensitively() {
 
 #[test]
 fn malformed_json_is_400_invalid_syntax_and_stores_nothing() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
-    let r = crate::harness::reply(
-        server
-            .client()
-            .post(server.url("/Users"))
-            .bearer_auth(&token)
-            .header("content-type", "application/scim+json; charset=utf-8")
-            .body("{\"userName\": \"x\",")
-            .send()
-            .unwrap(),
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
+    let r = scim.send_bytes(
+        "POST",
+        "/Users",
+        "application/scim+json; charset=utf-8",
+        "{\"userName\": \"x\",",
     );
     assert_scim_error(&r, 400, Some("invalidSyntax"));
     assert_scim_error(
-        &scim.post(
-            "/Users",
-            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]}),
-        ),
+        &scim.post("/Users", &json!({"schemas": [USER]})),
         400,
         Some("invalidValue"),
     );
@@ -149,38 +142,24 @@ fn malformed_json_is_400_invalid_syntax_and_stores_nothing() {
 
 #[test]
 fn application_json_and_missing_accept_are_accepted() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let r = crate::harness::reply(
-        server
-            .client()
-            .post(server.url("/Users"))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(user_body("carol@contoso.com").to_string())
-            .send()
-            .unwrap(),
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
+    let r = scim.send_bytes(
+        "POST",
+        "/Users",
+        "application/json",
+        user_body("carol@contoso.com").to_string(),
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert!(r.content_type.starts_with(SCIM_JSON));
-    let r = crate::harness::reply(
-        server
-            .client()
-            .post(server.url("/Users"))
-            .bearer_auth(&token)
-            .header("content-type", "text/xml")
-            .body("<x/>")
-            .send()
-            .unwrap(),
-    );
+    let r = scim.send_bytes("POST", "/Users", "text/xml", "<x/>");
     assert_scim_error(&r, 415, None);
 }
 
 #[test]
 fn paging_visits_every_user_once() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     for i in 0..7 {
         assert_eq!(
             scim.post("/Users", &json!({"userName": format!("u{i}")}))
@@ -213,9 +192,8 @@ fn paging_visits_every_user_once() {
 
 #[test]
 fn unknown_endpoint_is_404_with_scim_body() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     assert_scim_error(
         &scim.get("/9f1b2c3d-0000-4000-8000-000000000000"),
         404,

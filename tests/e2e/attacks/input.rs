@@ -9,7 +9,9 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Value};
 
 use super::{head, raw_exchange, status_while_sending};
-use crate::harness::{assert_scim_error, reply, Reply, Scim, Server, SCIM_JSON};
+use crate::harness::{
+    assert_scim_error, patch_op, patch_op_bytes, Reply, Scim, TenantCtx, SCIM_JSON,
+};
 
 const HOSTILE: &[&str] = &[
     "o'brien@contoso.com",
@@ -41,16 +43,7 @@ const HOSTILE: &[&str] = &[
 ];
 
 fn post_bytes(scim: &Scim<'_>, path: &str, body: Vec<u8>) -> Reply {
-    reply(
-        scim.server
-            .client()
-            .post(scim.server.url(path))
-            .bearer_auth(scim.token)
-            .header("content-type", SCIM_JSON)
-            .body(body)
-            .send()
-            .unwrap(),
-    )
+    scim.send_bytes("POST", path, SCIM_JSON, body)
 }
 
 fn search(scim: &Scim<'_>, path: &str, filter: &str) -> Reply {
@@ -85,9 +78,8 @@ fn matches(op: &str, value: &str, probe: &str) -> bool {
 
 #[test]
 fn sql_hostile_values_are_stored_and_found_exactly() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     // (id, value) of every user stored; userName and externalId both hold the value.
     let mut stored: Vec<(String, String)> = Vec::new();
     for v in HOSTILE {
@@ -167,8 +159,7 @@ fn sql_hostile_values_are_stored_and_found_exactly() {
 
 #[test]
 fn megabyte_strings_are_stored_whole_or_refused_cleanly() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let scim = server.as_tenant(&token);
     // 1 MB of LIKE wildcards, quotes and backslashes (1.4 MB as JSON, under the 2 MiB limit).
     let big = format!("u{}", "%_'\"\\".repeat(210 * 1024));
@@ -221,9 +212,8 @@ fn megabyte_strings_are_stored_whole_or_refused_cleanly() {
 
 #[test]
 fn invalid_utf8_is_a_clean_400_and_never_matches_anything() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let (server, scim) = (&ctx.server, ctx.scim());
     // A user whose name is the replacement character: lossy decoding would match it.
     let r = scim.post(
         "/Users",
@@ -247,18 +237,14 @@ fn invalid_utf8_is_a_clean_400_and_never_matches_anything() {
             400,
             Some("invalidSyntax"),
         );
-        let mut patch = br#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"title","value":""#.to_vec();
-        patch.extend_from_slice(bad);
-        patch.extend_from_slice(b"\"}]}");
-        let r = reply(
-            server
-                .client()
-                .patch(server.url(&format!("/Users/{id}")))
-                .bearer_auth(&token)
-                .header("content-type", SCIM_JSON)
-                .body(patch)
-                .send()
-                .unwrap(),
+        let mut operations = br#"[{"op":"replace","path":"title","value":""#.to_vec();
+        operations.extend_from_slice(bad);
+        operations.extend_from_slice(b"\"}]");
+        let r = scim.send_bytes(
+            "PATCH",
+            &format!("/Users/{id}"),
+            SCIM_JSON,
+            patch_op_bytes(&operations),
         );
         assert_scim_error(&r, 400, Some("invalidSyntax"));
     }
@@ -276,7 +262,7 @@ fn invalid_utf8_is_a_clean_400_and_never_matches_anything() {
     let mut raw = head("GET", "/Users", "", "").into_bytes();
     let at = raw.windows(7).position(|w| w == b"Bearer ").unwrap() + 7;
     raw.splice(at..at, b"\xff\xfe".iter().copied());
-    let out = raw_exchange(&server, &raw, Duration::from_secs(2));
+    let out = raw_exchange(server, &raw, Duration::from_secs(2));
     let status = out.responses.first().map(|r| r.status);
     assert!(
         status == Some(401) || status == Some(400),
@@ -314,9 +300,8 @@ fn nested(depth: usize, object: bool) -> String {
 
 #[test]
 fn json_nested_a_hundred_thousand_deep_is_a_clean_400() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
-    let scim = server.as_tenant(&token);
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
     let deep = 100_000;
     for object in [false, true] {
         let doc = nested(deep, object);
@@ -337,18 +322,12 @@ fn json_nested_a_hundred_thousand_deep_is_a_clean_400() {
             400,
             Some("invalidSyntax"),
         );
-        let patch = format!(
-            "{{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{{\"op\":\"add\",\"path\":\"title\",\"value\":{doc}}}]}}"
-        );
-        let r = reply(
-            server
-                .client()
-                .patch(server.url("/Users/00000000-0000-4000-8000-000000000000"))
-                .bearer_auth(&token)
-                .header("content-type", SCIM_JSON)
-                .body(patch)
-                .send()
-                .unwrap(),
+        let operations = format!("[{{\"op\":\"add\",\"path\":\"title\",\"value\":{doc}}}]");
+        let r = scim.send_bytes(
+            "PATCH",
+            "/Users/00000000-0000-4000-8000-000000000000",
+            SCIM_JSON,
+            patch_op_bytes(operations.as_bytes()),
         );
         assert_scim_error(&r, 400, Some("invalidSyntax"));
     }
@@ -404,7 +383,7 @@ fn json_nested_a_hundred_thousand_deep_is_a_clean_400() {
 }
 
 /// One PATCH operation from a pool of valid, invalid, conflicting and hostile pieces.
-fn patch_op(paths: Vec<String>, values: Vec<Value>) -> impl Strategy<Value = Value> {
+fn operation(paths: Vec<String>, values: Vec<Value>) -> impl Strategy<Value = Value> {
     (
         prop::sample::select(vec!["add", "replace", "remove", "Replace", "Add", "copy"]),
         prop::option::of(prop::sample::select(paths)),
@@ -423,15 +402,12 @@ fn patch_op(paths: Vec<String>, values: Vec<Value>) -> impl Strategy<Value = Val
 }
 
 fn patch_ops(paths: Vec<String>, values: Vec<Value>) -> impl Strategy<Value = Value> {
-    prop::collection::vec(patch_op(paths, values), 1..5).prop_map(|ops| {
-        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-    })
+    prop::collection::vec(operation(paths, values), 1..5).prop_map(|ops| patch_op(json!(ops)))
 }
 
 #[test]
 fn a_patch_that_fails_changes_nothing_not_even_members_or_version() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let other = server.tenant_token("beta");
     let scim = server.as_tenant(&token);
     let id = |r: Reply| r.body["id"].as_str().unwrap().to_string();

@@ -2,20 +2,13 @@
 //! names and filters. B must learn nothing (a 404 exactly like a missing id, empty lists) and
 //! change nothing; memberships may not point across tenants.
 
+use grouptalk_scim::scim::schema::{ENTERPRISE_USER, GROUPTALK_GROUP, GROUPTALK_USER, USER};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_scim_error, Reply, Scim, Server};
+use crate::harness::{assert_scim_error, create_user, patch_op, reply, Reply, Scim, TenantCtx};
 
-const USER_EXT: &str = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:User";
-const GROUP_EXT: &str = "urn:ietf:params:scim:schemas:extension:grouptalk:2.0:Group";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Every string tenant A stores contains this (in some case), so a leak is easy to see.
 const MARK: &str = "secret-a";
-
-fn patch(ops: Value) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": ops})
-}
 
 /// Tenant A's data, as A sees it.
 struct Victim {
@@ -29,14 +22,14 @@ fn seed_victim(a: &Scim<'_>) -> Victim {
         let r = a.post(
             "/Users",
             &json!({
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE, USER_EXT],
+                "schemas": [USER, ENTERPRISE_USER, GROUPTALK_USER],
                 "userName": format!("secret-a-{who}@acme.example"),
                 "externalId": format!("SECRET-A-ext-{who}"),
                 "displayName": format!("SECRET-A {who}"),
                 "emails": [{"type": "work", "value": format!("secret-a-{who}@acme.example")}],
                 "phoneNumbers": [{"type": "mobile", "value": format!("+46 secret-a {who}")}],
-                ENTERPRISE: {"costCenter": "SECRET-A-CC"},
-                USER_EXT: {"label1": "SECRET-A-label"}
+                ENTERPRISE_USER: {"costCenter": "SECRET-A-CC"},
+                GROUPTALK_USER: {"label1": "SECRET-A-label"}
             }),
         );
         assert_eq!(r.status, 201, "{:?}", r.body);
@@ -45,7 +38,7 @@ fn seed_victim(a: &Scim<'_>) -> Victim {
     let r = a.post(
         "/Groups",
         &json!({"displayName": "SECRET-A Dispatch", "externalId": "SECRET-A-gext",
-                "members": [{"value": users[0]}], GROUP_EXT: {"description": "SECRET-A-desc"}}),
+                "members": [{"value": users[0]}], GROUPTALK_GROUP: {"description": "SECRET-A-desc"}}),
     );
     assert_eq!(r.status, 201, "{:?}", r.body);
     Victim {
@@ -106,16 +99,11 @@ fn assert_like_missing(b: &Scim<'_>, method: &str, path: &str, id: &str, body: O
 
 #[test]
 fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
-    let server = Server::start();
-    let (ta, tb) = (server.tenant_token("acme"), server.tenant_token("beta"));
+    let TenantCtx { server, token: ta } = TenantCtx::start("acme");
+    let tb = server.tenant_token("beta");
     let (a, b) = (server.as_tenant(&ta), server.as_tenant(&tb));
     let v = seed_victim(&a);
-    let ub = b
-        .post("/Users", &json!({"userName": "bob@beta.example"}))
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ub = create_user(&b, "bob@beta.example");
     let before = snapshot(&a, &v);
 
     // Every single-resource route and method, on A's ids — also under the other kind's path,
@@ -130,10 +118,10 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
     let user_put = json!({"userName": "taken-over@beta.example"});
     let group_put = json!({"displayName": "taken over", "members": [{"value": ub}]});
     let patches = [
-        patch(json!([{"op": "replace", "path": "displayName", "value": "taken over"}])),
-        patch(json!([{"op": "add", "path": "members", "value": [{"value": ub}]}])),
-        patch(json!([{"op": "remove", "path": "members"}])),
-        patch(json!([{"op": "replace", "value": {"active": false}}])),
+        patch_op(json!([{"op": "replace", "path": "displayName", "value": "taken over"}])),
+        patch_op(json!([{"op": "add", "path": "members", "value": [{"value": ub}]}])),
+        patch_op(json!([{"op": "remove", "path": "members"}])),
+        patch_op(json!([{"op": "replace", "value": {"active": false}}])),
     ];
     for (kind, id) in &targets {
         let path = format!("/{kind}/{id}");
@@ -156,11 +144,8 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
         }
         assert_like_missing(&b, "DELETE", &path, id, None);
         // If-Match: * ("whatever version it has") changes nothing either.
-        let r = crate::harness::reply(
-            server
-                .client()
-                .delete(server.url(&path))
-                .bearer_auth(&tb)
+        let r = reply(
+            b.request("DELETE", &path)
                 .header("if-match", "*")
                 .send()
                 .unwrap(),
@@ -189,8 +174,8 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
         "emails[type eq \"work\"].value eq \"secret-a-alice@acme.example\"".into(),
         "emails.value co \"acme\"".into(),
         "phoneNumbers[type eq \"mobile\"].value co \"secret\"".into(),
-        format!("{ENTERPRISE}:costCenter eq \"SECRET-A-CC\""),
-        format!("{USER_EXT}:label1 pr"),
+        format!("{ENTERPRISE_USER}:costCenter eq \"SECRET-A-CC\""),
+        format!("{GROUPTALK_USER}:label1 pr"),
         format!("groups.value eq \"{}\"", v.group),
         "meta.created gt \"2000-01-01T00:00:00Z\" and userName co \"acme\"".into(),
     ];
@@ -201,7 +186,7 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
         format!("members[value eq \"{}\"]", v.users[0]),
         format!("members.value eq \"{}\"", v.users[0]),
         "externalId eq \"SECRET-A-gext\"".into(),
-        format!("{GROUP_EXT}:description co \"secret\""),
+        format!("{GROUPTALK_GROUP}:description co \"secret\""),
     ];
     for (path, filters) in [("/Users", &user_filters), ("/Groups", &group_filters)] {
         for f in filters {
@@ -257,7 +242,7 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
         for op in ["add", "replace"] {
             let r = b.patch(
                 &format!("/Groups/{gb}"),
-                &patch(json!([{"op": op, "path": "members", "value": [{"value": f}]}])),
+                &patch_op(json!([{"op": op, "path": "members", "value": [{"value": f}]}])),
             );
             assert_scim_error(&r, 400, Some("invalidValue"));
             assert_no_leak(&r, f, &v, "PATCH member");
@@ -266,7 +251,7 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
         let remove = |id: &str| {
             b.patch(
                 &format!("/Groups/{gb}"),
-                &patch(json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])),
+                &patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])),
             )
         };
         let (got, missing) = (remove(f), remove("4b1d0c3e-0000-4000-8000-000000000000"));
@@ -283,8 +268,8 @@ fn another_tenants_token_reads_and_changes_nothing_on_any_route() {
     // A manager reference to A's user reveals nothing of that user.
     let r = b.patch(
         &format!("/Users/{ub}"),
-        &patch(
-            json!([{"op": "add", "path": format!("{ENTERPRISE}:manager"), "value": v.users[0]}]),
+        &patch_op(
+            json!([{"op": "add", "path": format!("{ENTERPRISE_USER}:manager"), "value": v.users[0]}]),
         ),
     );
     assert!(r.status == 200 || r.status == 400, "{:?}", r.body);

@@ -7,11 +7,9 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::harness::{assert_scim_error, reply, Reply, Server};
-
-fn claims(token: &str) -> Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
+use crate::harness::{
+    assert_scim_error, claims, patch_op, reply, Reply, Server, TenantCtx, SCIM_JSON,
+};
 
 fn b64(v: &Value) -> String {
     B64.encode(v.to_string())
@@ -70,8 +68,10 @@ fn assert_same_401(r: &Reply, baseline: &Reply, case: &str) {
 
 #[test]
 fn every_forged_stale_or_malformed_token_gets_the_same_generic_401() {
-    let server = Server::start();
-    let good = server.tenant_token("acme");
+    let TenantCtx {
+        server,
+        token: good,
+    } = TenantCtx::start("acme");
     let beta = server.tenant_token("beta");
     let revoked = server.token("acme");
     let jti = claims(&revoked)["jti"].as_str().unwrap().to_string();
@@ -278,8 +278,10 @@ fn every_forged_stale_or_malformed_token_gets_the_same_generic_401() {
 
 #[test]
 fn hundred_kilobyte_tokens_get_the_same_generic_401() {
-    let server = Server::start();
-    let good = server.tenant_token("acme");
+    let TenantCtx {
+        server,
+        token: good,
+    } = TenantCtx::start("acme");
     let key = std::fs::read(server.data_dir().join("signing.key")).unwrap();
     let baseline = get_with(&server, "Bearer not-a-jwt");
     let mut padded = claims(&good);
@@ -320,8 +322,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn no_token_or_key_in_logs_error_bodies_or_the_database() {
     // Debug logging on purpose: an administrator chasing a problem turns it on.
-    let mut server = Server::start_with("", &[("RUST_LOG", "debug")]);
-    let good = server.tenant_token("acme");
+    let TenantCtx {
+        mut server,
+        token: good,
+    } = TenantCtx::start_with("acme", "", &[("RUST_LOG", "debug")]);
     let other = server.token("acme");
     let jti = claims(&other)["jti"].as_str().unwrap().to_string();
     assert!(server.cli(&["token", "revoke", &jti]).0);
@@ -335,40 +339,18 @@ fn no_token_or_key_in_logs_error_bodies_or_the_database() {
     replies.push(scim.get("/Users/00000000-0000-4000-8000-000000000000")); // 404
     replies.push(scim.patch(
         &format!("/Users/{id}"),
-        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                "Operations": [{"op": "remove", "path": "userName"}]}),
+        &patch_op(json!([{"op": "remove", "path": "userName"}])),
     )); // 400
+    replies.push(scim.send_bytes("POST", "/Users", SCIM_JSON, "{not json"));
     replies.push(reply(
-        server
-            .client()
-            .post(server.url("/Users"))
-            .bearer_auth(&good)
-            .header("content-type", "application/scim+json")
-            .body("{not json")
-            .send()
-            .unwrap(),
-    ));
-    replies.push(reply(
-        server
-            .client()
-            .put(server.url(&format!("/Users/{id}")))
-            .bearer_auth(&good)
+        scim.request("PUT", &format!("/Users/{id}"))
             .header("if-match", "W/\"999\"")
-            .header("content-type", "application/scim+json")
+            .header("content-type", SCIM_JSON)
             .body(json!({"userName": "x"}).to_string())
             .send()
             .unwrap(),
     )); // 412
-    replies.push(reply(
-        server
-            .client()
-            .post(server.url("/Users"))
-            .bearer_auth(&good)
-            .header("content-type", "text/plain")
-            .body("x")
-            .send()
-            .unwrap(),
-    )); // 415
+    replies.push(scim.send_bytes("POST", "/Users", "text/plain", "x")); // 415
     for bad in [
         format!("{good}x"),
         good[..good.len() - 3].to_string(),

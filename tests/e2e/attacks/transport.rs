@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{head, raw_exchange, status_while_sending};
-use crate::harness::{RawTls, Server};
+use crate::harness::{RawTls, Server, TenantCtx};
 
 // --- TLS -----------------------------------------------------------------------------------------
 
@@ -122,8 +122,7 @@ fn smuggled(token: &str, n: usize) -> String {
 
 #[test]
 fn ambiguous_http1_framing_is_never_read_as_two_requests() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     let mut cases: Vec<(&str, String)> = Vec::new();
     for n in 0..8 {
         let front = user_json(&format!("front-{n}"));
@@ -294,13 +293,13 @@ fn time_until_closed(
 fn slow_and_idle_clients_are_cut_off_while_others_are_served() {
     const HEADER_TIMEOUT: u64 = 3;
     const HANDSHAKE_TIMEOUT: u64 = 2;
-    let server = Server::start_with(
+    let TenantCtx { server, token } = TenantCtx::start_with(
+        "acme",
         &format!(
             "[limits]\nheader_read_timeout_secs = {HEADER_TIMEOUT}\nhandshake_timeout_secs = {HANDSHAKE_TIMEOUT}\n"
         ),
         &[],
     );
-    let token = server.tenant_token("acme");
     let bound = Duration::from_secs(HEADER_TIMEOUT * 4);
     // Closed by the timeout: not (much) later than it. A client that is still sending must not
     // be cut off (much) earlier either, or honest slow networks would be.
@@ -433,11 +432,11 @@ fn try_connect(server: &Server) -> Result<RawTls, Duration> {
 #[test]
 fn connections_beyond_the_cap_are_refused_fast_and_served_again_when_one_closes() {
     const CAP: usize = 8;
-    let server = Server::start_with(
+    let TenantCtx { server, token } = TenantCtx::start_with(
+        "acme",
         &format!("[limits]\nmax_connections = {CAP}\nheader_read_timeout_secs = 60\n"),
         &[],
     );
-    let token = server.tenant_token("acme");
     let mut held: Vec<RawTls> = (0..CAP)
         .map(|i| {
             let mut tls = try_connect(&server)
@@ -493,8 +492,7 @@ fn connections_beyond_the_cap_are_refused_fast_and_served_again_when_one_closes(
 
 #[test]
 fn twelve_mib_body_is_refused_with_413_before_it_is_all_sent() {
-    let server = Server::start();
-    let token = server.tenant_token("acme");
+    let TenantCtx { server, token } = TenantCtx::start("acme");
     const DECLARED: usize = 12 * 1024 * 1024;
     // A little over the 2 MiB limit is all we ever send.
     const SENT: usize = 2 * 1024 * 1024 + 256 * 1024;
