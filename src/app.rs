@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::SigningKey;
+use crate::budget::{TenantReads, WindowCounter};
 use crate::config::{Config, Settings};
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
@@ -18,6 +19,7 @@ use crate::telemetry::reqlog::LogQueue;
 
 /// `last_used` of a token is written at most this often, so auth does not turn reads into writes.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+const MINUTE: Duration = Duration::from_secs(60);
 
 pub struct App {
     pub config: Config,
@@ -28,6 +30,12 @@ pub struct App {
     pub metrics: Metrics,
     pub log: LogQueue,
     pub limiter: DefaultKeyedRateLimiter<String>,
+    /// Failed authentications per client address (429 beyond, before any token work).
+    pub auth_failures: WindowCounter,
+    /// Provisioning-log entries of unauthenticated requests per client address.
+    pub anonymous_log: WindowCounter,
+    /// Concurrent data-sized reads per tenant.
+    pub tenant_reads: TenantReads,
     /// Set once the TLS certificate (if any) is loaded and the listener is bound.
     pub ready: AtomicBool,
     last_touch: Mutex<HashMap<String, Instant>>,
@@ -43,6 +51,9 @@ impl App {
             metrics: Metrics::new(&store),
             log: LogQueue::start(store.clone()),
             limiter,
+            auth_failures: WindowCounter::new(config.limits.auth_failures_per_minute, MINUTE),
+            anonymous_log: WindowCounter::new(config.limits.anonymous_log_per_minute, MINUTE),
+            tenant_reads: TenantReads::new(config.limits.reads_per_tenant),
             config,
             settings,
             store,

@@ -40,6 +40,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `backup.dir`; None when empty (scheduled backups off).
     pub backup_dir: Option<PathBuf>,
+    /// `server.trusted_proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -52,6 +54,8 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Path prefix of the SCIM endpoints. Entra's tenant URL is public_url + base_path + "/".
     pub base_path: String,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -102,6 +106,20 @@ pub struct LimitsConfig {
     pub rate_per_token: u32,
     /// Burst allowed per token above the sustained rate.
     pub rate_burst: u32,
+    /// Open connections per client address; more are closed at once.
+    pub max_connections_per_address: usize,
+    /// A connection with no request in flight for this long is closed (HTTP/1 and HTTP/2).
+    pub idle_timeout_secs: u64,
+    /// Failed authentications per client address per minute before 429.
+    pub auth_failures_per_minute: u32,
+    /// Provisioning-log entries per client address per minute for unauthenticated requests.
+    pub anonymous_log_per_minute: u32,
+    /// Concurrent data-sized reads per tenant.
+    pub reads_per_tenant: usize,
+    /// How long one read may run before it is stopped.
+    pub read_budget_secs: u64,
+    /// Group members one list page may carry.
+    pub max_members_per_page: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
 }
@@ -125,6 +143,7 @@ impl Default for Config {
                 listen: "0.0.0.0:8443".into(),
                 public_url: String::new(),
                 base_path: "/api/scim".into(),
+                trusted_proxies: Vec::new(),
             },
             tls: TlsConfig {
                 enabled: true,
@@ -149,6 +168,13 @@ impl Default for Config {
                 max_connections: 1024,
                 rate_per_token: 200,
                 rate_burst: 400,
+                max_connections_per_address: 64,
+                idle_timeout_secs: 120,
+                auth_failures_per_minute: 60,
+                anonymous_log_per_minute: 30,
+                reads_per_tenant: 4,
+                read_budget_secs: 20,
+                max_members_per_page: 100_000,
                 shutdown_grace_secs: 20,
             },
             backup: BackupConfig {
@@ -249,11 +275,37 @@ impl Config {
         if backup_dir.is_some() && (self.backup.interval_hours == 0 || self.backup.keep == 0) {
             bail!("backup.interval_hours and backup.keep must be at least 1");
         }
+        let trusted_proxies = self
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!("server.trusted_proxies: {p:?} is not an address or CIDR range")
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let l = &self.limits;
+        if l.max_connections_per_address == 0
+            || l.idle_timeout_secs == 0
+            || l.auth_failures_per_minute == 0
+            || l.reads_per_tenant == 0
+            || l.read_budget_secs == 0
+            || l.max_members_per_page == 0
+        {
+            bail!(
+                "limits.max_connections_per_address, idle_timeout_secs, auth_failures_per_minute, \
+                   reads_per_tenant, read_budget_secs and max_members_per_page must be at least 1"
+            );
+        }
         Ok(Settings {
             listen,
             admin_listen,
             public_url,
             backup_dir,
+            trusted_proxies,
         })
     }
 

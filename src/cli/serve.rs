@@ -65,7 +65,10 @@ pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         &config,
         &crate::store::open_connection(&config.database_path())?,
     )?;
-    let store = Store::open(&config.database_path())?;
+    let store = Store::open(
+        &config.database_path(),
+        std::time::Duration::from_secs(config.limits.read_budget_secs),
+    )?;
     let cert = if config.tls.enabled {
         Some(tls::ReloadableCert::load(
             &config.tls.cert,

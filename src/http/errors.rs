@@ -15,6 +15,10 @@ pub fn scim_error(e: StoreError) -> ScimError {
         )),
         StoreError::Invalid(why) => ScimError::invalid_value(why.to_string()),
         StoreError::Rejected(e) => e,
+        StoreError::ReadBudget => ScimError::too_many(
+            "The query ran past its time budget (limits.read_budget_secs); narrow the filter or \
+             page with a smaller count",
+        ),
         StoreError::Busy => ScimError::unavailable("The directory is busy; retry in a few seconds"),
         StoreError::Full => {
             tracing::error!("database or disk full: writes are refused until space is freed");

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod client;
 pub mod errors;
 pub mod resources;
 pub mod response;

@@ -284,6 +284,12 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection, &TenantId) -> storage::Result<T> + Send + 'static,
 {
+    // A data-sized read waits for one of the claimed tenant's read slots: one tenant's slow
+    // queries cannot hold every read connection.
+    let _slot = match point {
+        true => None,
+        false => ctx.app.tenant_reads.enter(claimed.tenant()).await,
+    };
     let claim = claimed.clone();
     type Confirmed<T> = Result<(Principal, storage::Result<T>), TokenError>;
     let job = move |conn: &Connection| -> storage::Result<Confirmed<T>> {
@@ -314,6 +320,10 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection, &TenantId) -> storage::Result<T> + Send + 'static,
 {
+    let _slot = match point {
+        true => None,
+        false => ctx.app.tenant_reads.enter(who.tenant()).await,
+    };
     let tenant = who.tenant().clone();
     let job = move |conn: &Connection| f(conn, &tenant);
     let store = &ctx.app.store;
@@ -323,6 +333,50 @@ where
         store.read(job).await
     };
     outcome.map_err(scim_error)
+}
+
+/// A resource's members/groups as a read fetched them.
+enum Related {
+    /// Not asked for.
+    NotWanted,
+    Rows(Vec<Member>),
+    /// More than a point read fetches on the calling thread: fetch them on a blocking thread.
+    TooManyInline,
+}
+
+impl Related {
+    fn rows(self) -> Option<Vec<Member>> {
+        match self {
+            Related::Rows(rows) => Some(rows),
+            Related::NotWanted | Related::TooManyInline => None,
+        }
+    }
+}
+
+/// The related rows the projection asks for. In a point read (`inline`) at most
+/// `stats::INLINE_RELATED` of them: a user may be in any number of groups.
+fn related_rows(
+    conn: &Connection,
+    s: &Stored,
+    projection: &Projection,
+    inline: bool,
+) -> storage::Result<Related> {
+    if !wants_related(s, projection) {
+        return Ok(Related::NotWanted);
+    }
+    if inline && storage::stats::related_exceeds_inline(conn, s)? {
+        return Ok(Related::TooManyInline);
+    }
+    Ok(Related::Rows(store::related_of(conn, s)?))
+}
+
+/// A resource's members/groups on a blocking thread.
+async fn read_related(ctx: &Ctx, who: &Principal, s: &Stored) -> Result<Vec<Member>, ScimError> {
+    let copy = s.clone();
+    read_as(ctx, who, false, move |conn, _| {
+        store::related_of(conn, &copy)
+    })
+    .await
 }
 
 /// Whether the response may carry a group's members: their number has no bound, so such a
@@ -393,25 +447,29 @@ pub async fn get(
     let projection = ctx.projection(rt)?;
     let id_owned = ResourceId::new(id);
     let proj = projection.clone();
+    // A lookup by id is one index probe, except a group's members (100,000 rows, perhaps).
+    let point = !heavy_related(kind, &projection);
     let lookup = move |conn: &Connection, tenant: &TenantId| {
         let Some(s) = store::get(conn, tenant, kind, &id_owned)? else {
             return Ok(None);
         };
-        let related = if wants_related(&s, &proj) {
-            Some(store::related_of(conn, &s)?)
-        } else {
-            None
-        };
+        let related = related_rows(conn, &s, &proj, point)?;
         Ok(Some((s, related)))
     };
-    // A lookup by id is one index probe, except a group's members (100,000 rows, perhaps).
-    let point = !heavy_related(kind, &projection);
     let (who, found) = read_confirming(ctx, claimed, point, lookup).await?;
+    let found = match found {
+        Ok(Some((stored, Related::TooManyInline))) => {
+            // A user in more groups than a point read fetches inline: on a blocking thread.
+            let related = read_related(ctx, &who, &stored).await;
+            related.map(|rows| Some((stored, Related::Rows(rows))))
+        }
+        other => other,
+    };
     let answer = found.and_then(|found| {
         let (stored, related) =
             found.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", rt.name)))?;
         let etag = stored.etag();
-        let body = render_with(ctx, stored, related, &projection);
+        let body = render_with(ctx, stored, related.rows(), &projection);
         Ok(response::resource(200, &body, &etag, None))
     });
     Ok(Handled::Confirmed(who, answer))
@@ -550,6 +608,14 @@ pub async fn delete(
 /// One page of a list: the total and each resource with its members/groups when wanted.
 type Page = (usize, Vec<(Stored, Option<Vec<Member>>)>);
 
+/// What a list read came to: a page, or (only in a point read) a resource with more
+/// members/groups than a point read fetches inline — then the page is read again on a blocking
+/// thread.
+enum PageRead {
+    Page(Page),
+    TooManyInline,
+}
+
 /// The read of one list query for a resource type, and whether it is a point lookup (runs on
 /// the calling thread).
 #[allow(clippy::type_complexity)]
@@ -558,10 +624,30 @@ fn list_read(
     req: &ListRequest,
     start: usize,
     count: usize,
+    member_budget: usize,
 ) -> Result<
     (
         bool,
-        impl FnOnce(&Connection, &TenantId) -> storage::Result<Page> + Send + 'static,
+        impl FnOnce(&Connection, &TenantId) -> storage::Result<PageRead> + Send + 'static,
+    ),
+    ScimError,
+> {
+    list_read_as(kind, req, start, count, member_budget, None)
+}
+
+/// `list_read`, with `point` forced (`Some(false)`: on a blocking thread whatever the filter).
+#[allow(clippy::type_complexity)]
+fn list_read_as(
+    kind: ResourceKind,
+    req: &ListRequest,
+    start: usize,
+    count: usize,
+    member_budget: usize,
+    point: Option<bool>,
+) -> Result<
+    (
+        bool,
+        impl FnOnce(&Connection, &TenantId) -> storage::Result<PageRead> + Send + 'static,
     ),
     ScimError,
 > {
@@ -577,35 +663,51 @@ fn list_read(
         count,
     };
     let proj = req.projection.clone();
-    let point = req
-        .filter
-        .as_ref()
-        .is_some_and(|f| query::is_point_lookup(f, rt))
-        && !heavy_related(kind, &req.projection);
-    // One read for the page and, when wanted, each resource's members/groups.
+    let point = point.unwrap_or_else(|| {
+        req.filter
+            .as_ref()
+            .is_some_and(|f| query::is_point_lookup(f, rt))
+            && !heavy_related(kind, &req.projection)
+    });
+    // One read for the page and, when wanted, each resource's members/groups. Groups' members
+    // count against `member_budget`: a page ends early (never inside a group) once the next
+    // group would take it past the budget, and `itemsPerPage` tells the client where to go on.
     let page = move |conn: &Connection, tenant: &TenantId| {
         let (total, rows) = store::list(conn, tenant, kind, &q)?;
         let mut out = Vec::with_capacity(rows.len());
+        let mut members = 0usize;
         for s in rows {
-            let related = if wants_related(&s, &proj) {
-                Some(store::related_of(conn, &s)?)
-            } else {
-                None
-            };
-            out.push((s, related));
+            if kind == ResourceKind::Group && wants_related(&s, &proj) {
+                members += storage::stats::member_count(conn, s.seq)?;
+                if members > member_budget && !out.is_empty() {
+                    break;
+                }
+            }
+            match related_rows(conn, &s, &proj, point)? {
+                Related::TooManyInline => return Ok(PageRead::TooManyInline),
+                related => out.push((s, related.rows())),
+            }
         }
-        Ok((total, out))
+        Ok(PageRead::Page((total, out)))
     };
     Ok((point, page))
 }
 
-fn render_page(ctx: &Ctx, page: Page, projection: &Projection) -> (usize, Vec<Value>) {
-    let (total, rows) = page;
+fn render_page(
+    ctx: &Ctx,
+    page: PageRead,
+    projection: &Projection,
+) -> Result<(usize, Vec<Value>), ScimError> {
+    // Only a point read stops for too many related rows, and every caller reads such a page
+    // again on a blocking thread before rendering.
+    let PageRead::Page((total, rows)) = page else {
+        return Err(ScimError::internal());
+    };
     let out = rows
         .into_iter()
         .map(|(s, related)| render_with(ctx, s, related, projection))
         .collect();
-    (total, out)
+    Ok((total, out))
 }
 
 /// `GET /Users`, `GET /Groups`: the token is checked in the page's own read.
@@ -616,11 +718,24 @@ pub async fn list(
     params: ListParams,
 ) -> Result<Handled, Handled> {
     let req = params.parse(kind.resource_type())?;
-    let (point, read) = list_read(kind, &req, req.start_index, req.count)?;
+    let budget = ctx.app.config.limits.max_members_per_page;
+    let (point, read) = list_read(kind, &req, req.start_index, req.count, budget)?;
     let (who, page) = read_confirming(ctx, claimed, point, read).await?;
-    let answer = page.map(|page| {
-        let (total, resources) = render_page(ctx, page, &req.projection);
-        response::json(200, &list::response(total, req.start_index, resources))
+    let page = match page {
+        Ok(PageRead::TooManyInline) => {
+            match list_read_as(kind, &req, req.start_index, req.count, budget, Some(false)) {
+                Ok((_, read)) => read_as(ctx, &who, false, read).await,
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    };
+    let answer = page.and_then(|page| {
+        let (total, resources) = render_page(ctx, page, &req.projection)?;
+        Ok(response::json(
+            200,
+            &list::response(total, req.start_index, resources),
+        ))
     });
     Ok(Handled::Confirmed(who, answer))
 }
@@ -633,9 +748,11 @@ pub async fn search(
     params: ListParams,
 ) -> Result<Response<Body>, ScimError> {
     let req = params.parse(kind.resource_type())?;
-    let (point, read) = list_read(kind, &req, req.start_index, req.count)?;
-    let page = read_as(ctx, who, point, read).await?;
-    let (total, resources) = render_page(ctx, page, &req.projection);
+    // `.search` is not Entra's path to a user: always on a blocking thread.
+    let budget = ctx.app.config.limits.max_members_per_page;
+    let (_, read) = list_read_as(kind, &req, req.start_index, req.count, budget, Some(false))?;
+    let page = read_as(ctx, who, false, read).await?;
+    let (total, resources) = render_page(ctx, page, &req.projection)?;
     Ok(response::json(
         200,
         &list::response(total, req.start_index, resources),
@@ -661,13 +778,13 @@ pub async fn search_all(
         let skip = req.start_index.saturating_sub(1).saturating_sub(total);
         let want = req.count.saturating_sub(page.len());
         start.get_or_insert(req.start_index);
-        let rows = match list_read(kind, &req, skip + 1, want) {
-            Ok((point, read)) => read_as(ctx, who, point, read).await,
+        let budget = ctx.app.config.limits.max_members_per_page;
+        let rows = match list_read_as(kind, &req, skip + 1, want, budget, Some(false)) {
+            Ok((_, read)) => read_as(ctx, who, false, read).await,
             Err(e) => Err(e),
         };
-        match rows {
-            Ok(rows) => {
-                let (n, mut rows) = render_page(ctx, rows, &req.projection);
+        match rows.and_then(|rows| render_page(ctx, rows, &req.projection)) {
+            Ok((n, mut rows)) => {
                 total += n;
                 page.append(&mut rows);
             }

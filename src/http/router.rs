@@ -2,6 +2,7 @@
 //! below `server.base_path`. Also the request log line (one per request, with a request id that
 //! is returned as `X-Request-Id`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use hyper::{Method, Request, Response};
 use serde_json::Value;
 
 use super::auth::{self, Refusal};
+use super::client::client_addr;
 use super::resources::{self, Ctx, Handled};
 use super::response::{self, Body};
 use crate::app::App;
@@ -21,30 +23,32 @@ use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
 use crate::scim::schema::ResourceKind;
-use crate::telemetry::metrics::{RequestLabels, RouteLabels};
+use crate::telemetry::metrics::{method_label, RequestLabels, RouteLabels};
 use crate::telemetry::reqlog::Draft;
 
 /// Handle one request. Never fails: every error becomes a SCIM error response.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let route = route_label(app.config.base_path(), &path);
+    let client = client_addr(peer, req.headers(), &app.settings.trusted_proxies);
     app.metrics.in_flight.inc();
     let draft = Arc::new(Draft::new(&request_id, method.as_str(), &path));
     let timeout = Duration::from_secs(app.config.limits.request_timeout_secs);
-    let outcome = match tokio::time::timeout(timeout, route_request(&app, req, &draft)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Outcome::Scim(Err(ScimError::unavailable(
-            "The request took too long and was abandoned; retry later",
-        ))),
-    };
+    let outcome =
+        match tokio::time::timeout(timeout, route_request(&app, req, &draft, client)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Scim(Err(ScimError::unavailable(
+                "The request took too long and was abandoned; retry later",
+            ))),
+        };
     app.metrics.in_flight.dec();
     let (mut resp, error) = match outcome {
         Outcome::Plain(r) => (r, None),
         Outcome::Scim(Ok(r)) => (r, None),
-        Outcome::Scim(Err(e)) => (response::error(&e), Some(e)),
+        Outcome::Scim(Err(e)) | Outcome::Refused(e) => (response::error(&e), Some(e)),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -56,7 +60,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .requests
         .get_or_create(&RequestLabels {
             route: route.to_string(),
-            method: method.to_string(),
+            method: method_label(&method).to_string(),
             status: status.to_string(),
             scim_type: scim_type.unwrap_or("").to_string(),
         })
@@ -72,12 +76,19 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         entry.status = status;
         entry.scim_type = scim_type.map(str::to_string);
         entry.detail = error.as_ref().map(|e| e.detail.chars().take(300).collect());
-        app.log.push(entry.clone());
+        // A request without a valid token names no tenant: anyone can send those, so each
+        // address gets a few entries a minute (enough to see Entra's 401s), the rest counted.
+        if entry.tenant_id.is_some() || app.anonymous_log.take(client) {
+            app.log.push(entry.clone());
+        } else {
+            app.metrics.log_suppressed.inc();
+        }
     }
     tracing::info!(
         request_id = %request_id,
-        method = %method,
-        path = %path,
+        method = %entry.method,
+        path = %entry.path,
+        client = %client,
         status,
         tenant = entry.tenant_id.as_deref().unwrap_or("-"),
         ms = elapsed.as_millis() as u64,
@@ -91,6 +102,8 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
 enum Outcome {
     Scim(Result<Response<Body>, ScimError>),
     Plain(Response<Body>),
+    /// The token was refused: 401 (counted against the client's address).
+    Refused(ScimError),
 }
 
 /// A low-cardinality label for metrics: the route pattern, never ids.
@@ -115,7 +128,12 @@ fn route_label(base: &str, path: &str) -> &'static str {
     }
 }
 
-async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft>) -> Outcome {
+async fn route_request(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    draft: &Arc<Draft>,
+    client: IpAddr,
+) -> Outcome {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/healthz" => return Outcome::Plain(health(app).await),
@@ -133,9 +151,30 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
     else {
         return Outcome::Scim(Err(ScimError::not_found(format!("no resource at {path}"))));
     };
+    // An address that keeps failing authentication is answered 429 before its token costs
+    // anything (a signature check, a database lookup) for the rest of the minute.
+    if app.auth_failures.exhausted(client) {
+        return Outcome::Scim(Err(ScimError::too_many_requests(
+            "Too many failed authentications from this address; retry after the delay in Retry-After",
+        )));
+    }
+    let outcome = authenticated_request(app, req, draft, &path, rest).await;
+    if let Outcome::Refused(_) = outcome {
+        app.auth_failures.take(client);
+    }
+    outcome
+}
+
+async fn authenticated_request(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    draft: &Arc<Draft>,
+    path: &str,
+    rest: &str,
+) -> Outcome {
     let claimed = match auth::claim(app, req.headers()) {
         Ok(c) => c,
-        Err(why) => return refused(draft, why, &path),
+        Err(why) => return refused(draft, why, path),
     };
     let segments: Vec<String> = rest
         .trim_matches('/')
@@ -167,9 +206,9 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
         // for a token the database does not confirm.
         Handled::Unconfirmed(result) => match auth::confirm(app, draft, &claimed).await {
             Ok(_who) => result,
-            Err(refusal) => return refusal_outcome(draft, refusal, &path),
+            Err(refusal) => return refusal_outcome(draft, refusal, path),
         },
-        Handled::Refused(refusal) => return refusal_outcome(draft, refusal, &path),
+        Handled::Refused(refusal) => return refusal_outcome(draft, refusal, path),
     };
     if let Err(e) = &result {
         if e.status >= 500 {
@@ -183,7 +222,7 @@ async fn route_request(app: &Arc<App>, req: Request<Incoming>, draft: &Arc<Draft
 fn refused(draft: &Draft, why: TokenError, path: &str) -> Outcome {
     tracing::warn!(reason = why.as_str(), path = %path, "authentication failed");
     draft.update(|e| e.detail = Some(format!("token refused: {}", why.as_str())));
-    Outcome::Scim(Err(ScimError::unauthorized()))
+    Outcome::Refused(ScimError::unauthorized())
 }
 
 fn refusal_outcome(draft: &Draft, refusal: Refusal, path: &str) -> Outcome {

@@ -29,6 +29,9 @@ use crate::scim::schema::ResourceKind;
 use readers::Readers;
 pub use writer::Writer;
 
+/// Read connections kept for point lookups (see `Store::read_point`).
+const POINT_READERS: usize = 4;
+
 /// How long a statement waits for another process's lock before giving up with "busy".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -66,6 +69,9 @@ pub enum StoreError {
     ReadersClosed,
     #[error("a read task failed: {0}")]
     ReadTaskFailed(String),
+    /// A read ran past its time budget and was stopped.
+    #[error("the read ran past its time budget")]
+    ReadBudget,
     #[error("sqlite: {0}")]
     Sqlite(Arc<rusqlite::Error>),
     #[error("stored JSON: {0}")]
@@ -223,11 +229,14 @@ struct StoreInner {
     path: PathBuf,
     writer: Writer,
     readers: Arc<Readers>,
+    /// Connections for point lookups only (token checks, lookups by id): never behind a slow read.
+    points: Arc<Readers>,
 }
 
 impl Store {
     /// Open the database at `path`, migrate it and start the writer thread.
-    pub fn open(path: &Path) -> anyhow::Result<Store> {
+    /// `read_budget`: how long one data-sized read may run before it is stopped.
+    pub fn open(path: &Path, read_budget: Duration) -> anyhow::Result<Store> {
         let conn = open_connection(path)?;
         // The writer's savepoint sub-journals (one per job) in memory, not in a temporary file:
         // they only matter until the job's RELEASE, and writing them out was an eighth of the
@@ -240,7 +249,8 @@ impl Store {
             inner: Arc::new(StoreInner {
                 path: path.to_path_buf(),
                 writer,
-                readers: Arc::new(Readers::new(path, Readers::default_size())),
+                readers: Arc::new(Readers::new(path, Readers::default_size(), read_budget)),
+                points: Arc::new(Readers::new(path, POINT_READERS, read_budget)),
             }),
         })
     }
@@ -262,7 +272,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.inner.readers.run_inline(f).await
+        self.inner.points.run_point(f).await
     }
 
     /// Run `f` inside the writer's transaction; resolves once the change is durable.
@@ -290,6 +300,7 @@ impl Store {
     /// job: its connection closes last, which checkpoints the WAL and removes it.
     pub fn shutdown(&self) {
         self.inner.readers.close();
+        self.inner.points.close();
         self.inner.writer.shutdown();
     }
 }

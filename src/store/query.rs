@@ -49,10 +49,11 @@ pub fn like_escape(s: &str) -> String {
     out
 }
 
-/// Whether `filter` narrows the result to a few rows through a unique or near-unique index
-/// (`userName`, `id`, `externalId`, a group's `displayName`, compared with `eq`), possibly
-/// combined with `and`: such a query costs one index probe whatever the directory size, so the
-/// server may run it without a thread hop (`Store::read_point`).
+/// Whether `filter` narrows the result to at most one row through a unique index (`id`, a
+/// user's `userName`, a group's `displayName`, compared with `eq`), possibly combined with
+/// `and`: such a query costs one index probe whatever the directory size, so the server may run
+/// it without a thread hop (`Store::read_point`). `externalId` is indexed but not unique: any
+/// number of resources may share one, so it is not a point.
 pub fn is_point_lookup(filter: &Filter, rt: &'static ResourceType) -> bool {
     match filter {
         Filter::And(a, b) => is_point_lookup(a, rt) || is_point_lookup(b, rt),
@@ -62,7 +63,7 @@ pub fn is_point_lookup(filter: &Filter, rt: &'static ResourceType) -> bool {
             value: Literal::String(_),
         } => match path.resolve(rt) {
             Ok(r) if r.extension.is_none() && r.sub.is_none() => match r.attr.name {
-                "id" | "externalId" => true,
+                "id" => true,
                 "userName" => rt.kind == ResourceKind::User,
                 "displayName" => rt.kind == ResourceKind::Group,
                 _ => false,

@@ -8,10 +8,14 @@
 //! Two ways to run a read:
 //! - [`Readers::run_blocking`] on tokio's blocking pool, for reads whose cost is not known in
 //!   advance (filters that scan, a 100,000-member group, list walks);
-//! - [`Readers::run_inline`] on the calling task's thread, for index point lookups (the token
+//! - [`Readers::run_point`] on the calling task's thread, for index point lookups (the token
 //!   check, a resource by id, `userName eq`), which take microseconds: a hop to another thread
 //!   and back costs more than the lookup itself.
 //!
+//! The store keeps two such sets: one for point lookups only, so a token check or a lookup by id
+//! never waits behind data-sized reads, whoever runs those.
+//!
+//! A blocking read that runs past its budget is stopped the same way (`StoreError::ReadBudget`).
 //! A blocking read whose request goes away (the client closed the connection, or the request
 //! timed out) is interrupted: SQLite's progress handler stops the statement at its next check, so
 //! an abandoned list walk (seconds at a million users) does not keep a connection and a core busy.
@@ -19,6 +23,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
@@ -29,15 +34,18 @@ pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
+    /// How long one blocking read may run.
+    budget: Duration,
 }
 
 impl Readers {
     /// Up to `size` connections, opened on first use.
-    pub fn new(path: &Path, size: usize) -> Readers {
+    pub fn new(path: &Path, size: usize, budget: Duration) -> Readers {
         Readers {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Arc::new(Semaphore::new(size.max(1))),
+            budget,
         }
     }
 
@@ -49,17 +57,19 @@ impl Readers {
         (cores * 4).clamp(4, 16)
     }
 
-    /// Run `f` right here when a connection is free; otherwise wait for one like
-    /// [`run_blocking`](Self::run_blocking). Only for reads bounded by an index lookup.
-    pub async fn run_inline<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    /// Run a point lookup right here once a connection of this set is free (they are held for
+    /// microseconds, so the wait is short).
+    pub async fn run_point<T, F>(self: &Arc<Self>, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        match self.permits.try_acquire() {
-            Ok(_permit) => self.with_connection(f),
-            Err(_) => self.run_blocking(f).await,
-        }
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::ReadersClosed)?;
+        self.with_connection(f)
     }
 
     /// Run `f` on a blocking thread once a connection is free.
@@ -76,20 +86,31 @@ impl Readers {
             .map_err(|_| StoreError::ReadersClosed)?;
         let this = self.clone();
         let abandoned = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + self.budget;
         // Set when this future is dropped before the read ends; harmless once it has ended.
         let _on_drop = AbandonOnDrop(abandoned.clone());
         tokio::task::spawn_blocking(move || {
             let out = this.with_connection(|conn| {
+                if let Some(delay) = test_read_delay() {
+                    std::thread::sleep(delay);
+                }
                 conn.progress_handler(
                     PROGRESS_OPS,
-                    Some(move || abandoned.load(Ordering::Relaxed)),
+                    Some(move || abandoned.load(Ordering::Relaxed) || Instant::now() > deadline),
                 );
                 let out = f(conn);
                 conn.progress_handler(0, None::<fn() -> bool>);
-                if matches!(&out, Err(StoreError::Sqlite(e)) if is_interrupt(e)) {
-                    tracing::debug!("read abandoned by its request: interrupted");
+                match out {
+                    Err(StoreError::Sqlite(e)) if is_interrupt(&e) => {
+                        if Instant::now() > deadline {
+                            Err(StoreError::ReadBudget)
+                        } else {
+                            tracing::debug!("read abandoned by its request: interrupted");
+                            Err(StoreError::Sqlite(e))
+                        }
+                    }
+                    other => other,
                 }
-                out
             });
             drop(permit);
             out
@@ -131,6 +152,20 @@ impl Readers {
 /// statement.
 /// Virtual-machine steps between two checks of the progress handler (a few microseconds).
 const PROGRESS_OPS: std::os::raw::c_int = 10_000;
+
+/// Test-only knob: every blocking read first holds its connection this long, as a slow
+/// statement would (the e2e tests of per-tenant read fairness). Outside the `GROUPTALK_SCIM_`
+/// prefix, which belongs to the configuration.
+fn test_read_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("GROUPTALK_TEST_READ_DELAY_MS")
+            .ok()?
+            .parse()
+            .ok()
+            .map(Duration::from_millis)
+    })
+}
 
 /// Marks a blocking read as abandoned when the future awaiting it is dropped.
 struct AbandonOnDrop(Arc<AtomicBool>);
@@ -188,7 +223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let _writer = crate::store::open_connection(&path).unwrap();
-        let readers = Arc::new(Readers::new(&path, 1));
+        let readers = Arc::new(Readers::new(&path, 1, Duration::from_secs(60)));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -213,5 +248,41 @@ mod tests {
         runtime.shutdown_timeout(Duration::from_secs(1));
         let answer = answer.expect("the abandoned read still holds the only connection");
         assert_eq!(answer.unwrap(), 42);
+    }
+
+    /// A read that runs past the budget is stopped and says so (the caller answers 400
+    /// tooMany), and the connection serves the next read.
+    #[test]
+    fn a_read_past_its_budget_is_stopped_with_read_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _writer = crate::store::open_connection(&path).unwrap();
+        let readers = Arc::new(Readers::new(&path, 1, Duration::from_millis(100)));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (endless, next) = runtime.block_on(async {
+            let endless = readers
+                .run_blocking(|conn| {
+                    Ok(conn.query_row(
+                        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                         SELECT count(*) FROM c",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )?)
+                })
+                .await;
+            let next = readers
+                .run_blocking(|conn| Ok(conn.query_row("SELECT 7", [], |r| r.get::<_, i64>(0))?))
+                .await;
+            (endless, next)
+        });
+        assert!(
+            matches!(endless, Err(StoreError::ReadBudget)),
+            "{endless:?}"
+        );
+        assert_eq!(next.unwrap(), 7);
     }
 }

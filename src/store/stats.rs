@@ -4,8 +4,10 @@
 
 use rusqlite::{params, Connection};
 
+use super::resources::Stored;
 use super::Result;
 use crate::domain::TenantId;
+use crate::scim::schema::ResourceKind;
 
 /// What `/metrics` reads from the database at scrape time.
 pub struct DirectorySnapshot {
@@ -131,3 +133,31 @@ pub fn token_uses(conn: &Connection, tenant_id: &TenantId) -> Result<Vec<TokenUs
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// How many members a group has (an index range count: cheap next to fetching them).
+pub fn member_count(conn: &Connection, group_seq: i64) -> Result<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM members WHERE group_seq = ?1")?
+        .query_row([group_seq], |r| r.get(0))?;
+    Ok(n as usize)
+}
+
+/// Whether a resource has more than `INLINE_RELATED` related rows (a group's members, a user's
+/// groups): a count that stops early, so asking costs at most that many index steps.
+pub fn related_exceeds_inline(conn: &Connection, s: &Stored) -> Result<bool> {
+    let column = match s.kind {
+        ResourceKind::Group => "group_seq",
+        ResourceKind::User => "member_seq",
+    };
+    // The limit is SQL text (a constant of ours): a bound LIMIT would re-prepare every time.
+    let n: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT 1 FROM members WHERE {column} = ?1 LIMIT {})",
+            INLINE_RELATED + 1
+        ))?
+        .query_row([s.seq], |r| r.get(0))?;
+    Ok(n as usize > INLINE_RELATED)
+}
+
+/// Related rows a point read may fetch on the calling thread; more go to a blocking thread.
+pub const INLINE_RELATED: usize = 100;

@@ -17,6 +17,26 @@ use prometheus_client::registry::Registry;
 
 use crate::store::{stats, Store};
 
+/// The method as a metrics label: the methods HTTP defines, anything else `other`. A label
+/// taken from the request as sent would let any client add series without bound.
+pub fn method_label(method: &hyper::Method) -> &'static str {
+    use hyper::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Every label is drawn from a bounded set: route templates, `method_label`, the statuses and
+/// `scimType`s this server answers with.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
@@ -59,6 +79,8 @@ pub struct Metrics {
     token_expiry: Family<TokenLabels, Gauge>,
     log_dropped: Counter,
     log_dropped_seen: AtomicU64,
+    /// Provisioning-log entries of unauthenticated requests beyond their address's budget.
+    pub log_suppressed: Counter,
     /// Last request time per token id, kept in memory (the database copy is updated lazily).
     last_seen: Mutex<HashMap<String, SystemTime>>,
 }
@@ -133,7 +155,14 @@ impl Metrics {
             "Provisioning-log entries dropped because the queue was full",
             log_dropped.clone(),
         );
+        let log_suppressed = Counter::default();
+        registry.register(
+            "provisioning_log_suppressed",
+            "Entries of unauthenticated requests not logged (over the per-address budget)",
+            log_suppressed.clone(),
+        );
         Metrics {
+            log_suppressed,
             registry,
             requests,
             latency,

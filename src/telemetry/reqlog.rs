@@ -4,8 +4,8 @@
 //! `resources::Ctx::write`). Everything else — reads, failures, refused tokens — goes through a
 //! bounded queue that a background task flushes in batches, so reads never wait for a write.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -17,6 +17,12 @@ use crate::store::Store;
 
 /// Entries waiting to be written; beyond this the newest are dropped (and counted).
 const QUEUE_CAPACITY: usize = 10_000;
+/// Bytes of entries waiting to be written; beyond this too (a flood of long entries).
+const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// What of a request's method and path is kept (the rest is cut, marked with `…`): enough for
+/// every real SCIM path, and a client cannot make one entry large.
+const MAX_METHOD_CHARS: usize = 16;
+const MAX_PATH_CHARS: usize = 512;
 const FLUSH_BATCH: usize = 500;
 const FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -38,8 +44,8 @@ impl Draft {
                 request_id: request_id.to_string(),
                 tenant_id: None,
                 token_id: None,
-                method: method.to_string(),
-                path: path.to_string(),
+                method: truncate(method, MAX_METHOD_CHARS),
+                path: truncate(path, MAX_PATH_CHARS),
                 resource_type: None,
                 resource_id: None,
                 status: 0,
@@ -86,31 +92,54 @@ impl Draft {
     }
 }
 
+/// `text` cut to `max` characters, with `…` when something was cut.
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
 /// The sending side of the log queue.
 pub struct LogQueue {
     sender: Mutex<Option<mpsc::Sender<Entry>>>,
     flusher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub dropped: AtomicU64,
+    /// Bytes of the entries in the queue (see `QUEUE_BYTES`).
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl LogQueue {
     /// Create the queue and start the task that writes it out through `store`.
     pub fn start(store: Store) -> LogQueue {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let flusher = tokio::spawn(flush_loop(store, receiver));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let flusher = tokio::spawn(flush_loop(store, receiver, queued_bytes.clone()));
         LogQueue {
             sender: Mutex::new(Some(sender)),
             flusher: Mutex::new(Some(flusher)),
             dropped: AtomicU64::new(0),
+            queued_bytes,
         }
     }
 
     pub fn push(&self, entry: Entry) {
-        let sent = match self.sender.lock() {
-            Ok(s) => s.as_ref().is_some_and(|s| s.try_send(entry).is_ok()),
-            Err(_) => false,
-        };
+        let size = entry_size(&entry);
+        let room = self
+            .queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + size <= QUEUE_BYTES).then_some(q + size)
+            })
+            .is_ok();
+        let sent = room
+            && match self.sender.lock() {
+                Ok(s) => s.as_ref().is_some_and(|s| s.try_send(entry).is_ok()),
+                Err(_) => false,
+            };
         if !sent {
+            if room {
+                self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
+            }
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -127,7 +156,22 @@ impl LogQueue {
     }
 }
 
-async fn flush_loop(store: Store, mut receiver: mpsc::Receiver<Entry>) {
+/// About what an entry holds in memory: its text and a fixed overhead.
+fn entry_size(e: &Entry) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    256 + e.request_id.len()
+        + e.method.len()
+        + e.path.len()
+        + opt(&e.tenant_id)
+        + opt(&e.token_id)
+        + opt(&e.resource_type)
+        + opt(&e.resource_id)
+        + opt(&e.scim_type)
+        + opt(&e.detail)
+        + e.notes.iter().map(String::len).sum::<usize>()
+}
+
+async fn flush_loop(store: Store, mut receiver: mpsc::Receiver<Entry>, queued: Arc<AtomicUsize>) {
     let mut batch = Vec::with_capacity(FLUSH_BATCH);
     loop {
         let n = receiver.recv_many(&mut batch, FLUSH_BATCH).await;
@@ -135,6 +179,8 @@ async fn flush_loop(store: Store, mut receiver: mpsc::Receiver<Entry>) {
             break; // all senders gone: the server is stopping
         }
         let entries = std::mem::take(&mut batch);
+        let bytes: usize = entries.iter().map(entry_size).sum();
+        queued.fetch_sub(bytes, Ordering::AcqRel);
         let result = store
             .write(move |conn| {
                 for e in &entries {
