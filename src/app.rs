@@ -20,6 +20,8 @@ use crate::telemetry::reqlog::LogQueue;
 /// `last_used` of a token is written at most this often, so auth does not turn reads into writes.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 const MINUTE: Duration = Duration::from_secs(60);
+/// Unauthenticated provisioning-log entries per minute from every address together.
+pub const ANONYMOUS_LOG_PER_MINUTE_TOTAL: u32 = 600;
 
 pub struct App {
     pub config: Config,
@@ -32,8 +34,11 @@ pub struct App {
     pub limiter: DefaultKeyedRateLimiter<String>,
     /// Failed authentications per client address (429 beyond, before any token work).
     pub auth_failures: WindowCounter,
-    /// Provisioning-log entries of unauthenticated requests per client address.
+    /// Provisioning-log entries of unauthenticated requests per client address, and from all
+    /// addresses together (keyed by the unspecified address): many addresses cannot fill the
+    /// disk between two prunes either.
     pub anonymous_log: WindowCounter,
+    pub anonymous_log_total: WindowCounter,
     /// Concurrent data-sized reads per tenant.
     pub tenant_reads: TenantReads,
     /// Set once the TLS certificate (if any) is loaded and the listener is bound.
@@ -53,6 +58,7 @@ impl App {
             limiter,
             auth_failures: WindowCounter::new(config.limits.auth_failures_per_minute, MINUTE),
             anonymous_log: WindowCounter::new(config.limits.anonymous_log_per_minute, MINUTE),
+            anonymous_log_total: WindowCounter::new(ANONYMOUS_LOG_PER_MINUTE_TOTAL, MINUTE),
             tenant_reads: TenantReads::new(config.limits.reads_per_tenant),
             config,
             settings,

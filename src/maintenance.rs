@@ -12,7 +12,9 @@ use crate::app::App;
 use crate::store::{backup, request_log, tokens};
 use crate::tls::ReloadableCert;
 
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Often enough that the row cap holds within a minute's worth of entries (writes of the
+/// provisioning log are bounded per address and overall, see `http::router::handle`).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_CHUNK: i64 = 5_000;
 const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
 const EXPIRY_WARN_DAYS: i64 = 14;

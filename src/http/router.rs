@@ -78,7 +78,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp
         entry.detail = error.as_ref().map(|e| e.detail.chars().take(300).collect());
         // A request without a valid token names no tenant: anyone can send those, so each
         // address gets a few entries a minute (enough to see Entra's 401s), the rest counted.
-        if entry.tenant_id.is_some() || app.anonymous_log.take(client) {
+        let all = IpAddr::from([0, 0, 0, 0]);
+        if entry.tenant_id.is_some()
+            || (app.anonymous_log.take(client) && app.anonymous_log_total.take(all))
+        {
             app.log.push(entry.clone());
         } else {
             app.metrics.log_suppressed.inc();
