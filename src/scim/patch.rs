@@ -10,6 +10,12 @@
 //! booleans as strings, path-less values whose keys are paths, filtered paths that must create
 //! the element they name, member removal by a `value` array, and `manager` as a plain string.
 //! Each tolerance applied is named in `notes`.
+//!
+//! The work is bounded by [`Limits`]: at most `max_patch_operations` operations, each leaving
+//! every multi-valued attribute it touches within `max_values_per_attribute` values, and at
+//! most `max_members_per_request` members named in all. Each operation costs time linear in
+//! the size of its value and of the attribute it changes (`patch/elements.rs`), so a request
+//! the limits allow is applied in milliseconds — it runs while the single writer waits.
 
 mod elements;
 
@@ -18,7 +24,7 @@ use serde_json::{Map, Value};
 use self::elements::{complex_op, elements_op, multi_op};
 use super::error::{ScimError, ScimType};
 use super::filter::{self, CompareOp, Filter, Literal, PatchPath};
-use super::resource::{self, MemberRef, Notes};
+use super::resource::{self, Limits, MemberRef, Notes};
 use super::schema::{self, AttrType, Attribute, Mutability, ResourceType, Schema};
 
 /// `add`, `replace` or `remove`; matched case-insensitively (Entra sends `"Replace"`).
@@ -167,24 +173,39 @@ fn parse_path(text: &str) -> Result<OpPath, ScimError> {
     }
 }
 
-/// Apply a parsed request to `doc`. Atomic: on error `doc` is untouched.
-///
-/// After all operations the required attributes are checked. RFC 7644 §3.5.2: "If an attribute
-/// is removed or becomes unassigned and is defined as a required attribute or a read-only
-/// attribute, the server SHALL return … a "scimType" error code of "mutability"."
+/// Apply a parsed request to `doc` within the default [`Limits`]. Atomic: on error `doc` is
+/// untouched.
 pub fn apply(
     rt: &'static ResourceType,
     doc: &mut Value,
     req: &PatchRequest,
 ) -> Result<PatchOutcome, ScimError> {
+    apply_within(rt, doc, req, &Limits::DEFAULT)
+}
+
+/// Apply a parsed request to `doc`, refusing what exceeds `limits` (400 `invalidValue` naming
+/// the limit). Atomic: on error `doc` is untouched.
+///
+/// After all operations the required attributes are checked. RFC 7644 §3.5.2: "If an attribute
+/// is removed or becomes unassigned and is defined as a required attribute or a read-only
+/// attribute, the server SHALL return … a "scimType" error code of "mutability"."
+pub fn apply_within(
+    rt: &'static ResourceType,
+    doc: &mut Value,
+    req: &PatchRequest,
+    limits: &Limits,
+) -> Result<PatchOutcome, ScimError> {
     let Some(before) = doc.as_object() else {
         return Err(ScimError::internal());
     };
+    limits.check_operations(req.operations.len())?;
     let mut engine = Engine {
         rt,
         doc: before.clone(),
         member_ops: Vec::new(),
         notes: Notes::from(req.notes.clone()),
+        limits: *limits,
+        members_named: 0,
     };
     for (i, op) in req.operations.iter().enumerate() {
         engine.operation(op).map_err(|e| e.at(at_op(i)))?;
@@ -221,6 +242,9 @@ struct Engine {
     doc: Map<String, Value>,
     member_ops: Vec<MemberOp>,
     notes: Notes,
+    limits: Limits,
+    /// Members named by the operations so far (added, removed or filtered).
+    members_named: usize,
 }
 
 impl Engine {
@@ -376,26 +400,53 @@ impl Engine {
             )));
         }
         let value = value.unwrap_or(&Value::Null);
-        let notes = &mut self.notes;
+        let (notes, limits) = (&mut self.notes, &self.limits);
         with_container(&mut self.doc, t.ext, |c| {
-            match (whole, t.attr.multi_valued, t.attr.ty) {
-                (false, _, _) => elements_op(c, kind, t, value, notes),
-                (true, true, _) => multi_op(c, kind, t.attr, value, notes),
-                (true, false, AttrType::Complex) => complex_op(c, kind, t.attr, value, notes),
-                (true, false, _) => {
-                    let v = match kind {
-                        OpKind::Remove => None,
-                        _ => resource::normalise_one(t.attr, value, notes)?,
-                    };
-                    resource::set(c, t.attr.name, v);
-                    Ok(())
-                }
+            if !t.attr.multi_valued {
+                return single_op(c, kind, t, whole, value, notes);
             }
+            // Each operation leaves the attribute within the limit (or, for a document stored
+            // before the limit, no larger than it was), so no operation works on more.
+            let before = count_values(c, t.attr);
+            if whole {
+                // The value's own size first: refused before any of it is normalised.
+                let given = match value {
+                    Value::Array(items) => items.len(),
+                    _ => 1,
+                };
+                limits.check_values(t.attr, given)?;
+                multi_op(c, kind, t.attr, value, notes)?;
+            } else {
+                elements_op(c, kind, t, value, notes)?;
+            }
+            let after = count_values(c, t.attr);
+            if after > before {
+                limits.check_values(t.attr, after)?;
+            }
+            Ok(())
         })
     }
 
     /// Group members become [`MemberOp`]s; the document never holds them.
     fn members(
+        &mut self,
+        kind: OpKind,
+        t: &Target,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
+        // Counted before any of them is read: the limit bounds the work, not just the result.
+        let named = match (value, t.filter) {
+            (Some(Value::Array(items)), _) => items.len(),
+            (_, Some(f)) => filter_terms(f),
+            (Some(_), None) => 1,
+            (None, None) => 0,
+        };
+        self.members_named = self.members_named.saturating_add(named);
+        self.limits.check_members(self.members_named)?;
+        self.member_change(kind, t, value)
+    }
+    /// The member operation itself, once the limit allowed it.
+    fn member_change(
         &mut self,
         kind: OpKind,
         t: &Target,
@@ -445,6 +496,48 @@ impl Engine {
             self.member_ops.push(op);
         }
         Ok(())
+    }
+}
+
+/// A single-valued attribute: a complex one (`name`, `manager`) whole or by sub-attribute, or a
+/// simple one.
+fn single_op(
+    c: &mut Map<String, Value>,
+    kind: OpKind,
+    t: &Target,
+    whole: bool,
+    value: &Value,
+    notes: &mut Notes,
+) -> Result<(), ScimError> {
+    match (whole, t.attr.ty) {
+        (false, _) => elements_op(c, kind, t, value, notes),
+        (true, AttrType::Complex) => complex_op(c, kind, t.attr, value, notes),
+        (true, _) => {
+            let v = match kind {
+                OpKind::Remove => None,
+                _ => resource::normalise_one(t.attr, value, notes)?,
+            };
+            resource::set(c, t.attr.name, v);
+            Ok(())
+        }
+    }
+}
+
+/// How many values a multi-valued attribute holds in its container.
+fn count_values(c: &Map<String, Value>, attr: &Attribute) -> usize {
+    match c.get(attr.name) {
+        Some(Value::Array(items)) => items.len(),
+        Some(Value::Null) | None => 0,
+        Some(_) => 1,
+    }
+}
+
+/// The comparisons in a filter: how many members `members[value eq "a" or …]` names at most.
+fn filter_terms(f: &Filter) -> usize {
+    match f {
+        Filter::And(a, b) | Filter::Or(a, b) => filter_terms(a).saturating_add(filter_terms(b)),
+        Filter::Not(a) => filter_terms(a),
+        _ => 1,
     }
 }
 

@@ -60,6 +60,101 @@ impl From<Vec<&'static str>> for Notes {
     }
 }
 
+/// How much one request may ask of one resource: bounds on the work a write does while it holds
+/// the single writer (RFC 7644 leaves such limits to the service provider). The server takes
+/// them from `[limits]` in its configuration; `DEFAULT` is what the shipped configuration says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Values one multi-valued attribute (`emails`, `phoneNumbers`, `addresses`, `roles`…) may
+    /// hold. Group `members` are not counted here: they are rows, not values of the document.
+    pub max_values_per_attribute: usize,
+    /// Operations one PATCH request may carry.
+    pub max_patch_operations: usize,
+    /// Members one request may name (a POST/PUT body's `members`, or the member values of all
+    /// operations of a PATCH together). A group itself may have any number of members.
+    pub max_members_per_request: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Limits = Limits {
+        max_values_per_attribute: 100,
+        max_patch_operations: 1000,
+        max_members_per_request: 10_000,
+    };
+
+    /// 400 `invalidValue` when `count` values of `attr` are more than one attribute may hold.
+    ///
+    /// RFC 7644 §3.12 `invalidValue` ("the value specified was not compatible with the operation
+    /// or attribute type … or resource schema"), not `tooMany`: that one is defined for filters
+    /// that yield too many results, and applies to GET and search only.
+    pub fn check_values(&self, attr: &Attribute, count: usize) -> Result<(), ScimError> {
+        if count <= self.max_values_per_attribute {
+            return Ok(());
+        }
+        Err(ScimError::invalid_value(format!(
+            "'{}' would hold {count} values; at most {} values are allowed per multi-valued \
+             attribute (server limit limits.max_values_per_attribute)",
+            attr.name, self.max_values_per_attribute
+        )))
+    }
+
+    /// 400 `invalidValue` when a PATCH carries more operations than allowed.
+    pub fn check_operations(&self, count: usize) -> Result<(), ScimError> {
+        if count <= self.max_patch_operations {
+            return Ok(());
+        }
+        Err(ScimError::invalid_value(format!(
+            "the request has {count} operations; at most {} are allowed per PATCH \
+             (server limit limits.max_patch_operations)",
+            self.max_patch_operations
+        )))
+    }
+
+    /// 400 `invalidValue` when a request names more members than allowed.
+    pub fn check_members(&self, count: usize) -> Result<(), ScimError> {
+        if count <= self.max_members_per_request {
+            return Ok(());
+        }
+        Err(ScimError::invalid_value(format!(
+            "the request names {count} members; at most {} are allowed per request, in as many \
+             requests as needed (server limit limits.max_members_per_request)",
+            self.max_members_per_request
+        )))
+    }
+
+    /// Every multi-valued attribute of a stored document (core and extensions) within
+    /// `max_values_per_attribute`, and the members a POST/PUT body names within
+    /// `max_members_per_request`.
+    pub fn check_resource(
+        &self,
+        rt: &'static ResourceType,
+        doc: &Value,
+        members: Option<usize>,
+    ) -> Result<(), ScimError> {
+        self.check_members(members.unwrap_or(0))?;
+        for schema in rt.schemas() {
+            let container = if std::ptr::eq(schema, rt.schema) {
+                Some(doc)
+            } else {
+                doc.get(schema.id)
+            };
+            let Some(container) = container else { continue };
+            for attr in schema.attributes.iter().filter(|a| a.multi_valued) {
+                if let Some(Value::Array(values)) = container.get(attr.name) {
+                    self.check_values(attr, values.len())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
 /// Normalise a POST or PUT body for resource type `rt`.
 pub fn normalise(rt: &'static ResourceType, body: &Value) -> Result<Normalised, ScimError> {
     let obj = body

@@ -3,6 +3,12 @@
 //!
 //! Each function works on the object that holds the attribute (the document or an extension
 //! object) and leaves it in stored form: no empty elements, at most one `primary`.
+//!
+//! Each takes time linear in the attribute's values and the operation's value: the values are
+//! moved out of the document and back, never copied per operation, and duplicates are found by
+//! hashing, never by comparing every new value with every old one.
+
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -26,15 +32,17 @@ pub(super) fn multi_op(
         // RFC 7644 §3.5.2.1: "If the target location specifies a multi-valued attribute, a new
         // value is added to the attribute." Identical values are not added twice.
         OpKind::Add => {
+            let mut index: HashMap<String, usize> = HashMap::with_capacity(elements.len());
+            for (i, e) in elements.iter().enumerate() {
+                index.entry(canonical(e)).or_insert(i);
+            }
             let mut touched = Vec::new();
             for element in new {
-                match elements.iter().position(|e| *e == element) {
-                    Some(i) => touched.push(i),
-                    None => {
-                        touched.push(elements.len());
-                        elements.push(element);
-                    }
+                let at = *index.entry(canonical(&element)).or_insert(elements.len());
+                if at == elements.len() {
+                    elements.push(element);
                 }
+                touched.push(at);
             }
             fix_primary(&mut elements, &touched);
         }
@@ -44,7 +52,10 @@ pub(super) fn multi_op(
         // §3.5.2.2 removes them all; a `value` list (Entra-style) removes just the listed
         // ones, and an empty list removes none.
         OpKind::Remove if value.is_null() => elements.clear(),
-        OpKind::Remove => elements.retain(|e| !new.iter().any(|n| is_subset(attr, n, e))),
+        OpKind::Remove => {
+            let listed = Listed::new(&new);
+            elements.retain(|e| !listed.candidates(e).any(|n| is_subset(attr, n, e)));
+        }
     }
     put_elements(c, attr, elements);
     Ok(())
@@ -120,13 +131,18 @@ pub(super) fn elements_op(
 /// sub-attribute goes (elements left without `value` are dropped in `put_elements`). A filter
 /// that matches nothing changes nothing and still succeeds (Entra retries removals).
 fn remove_matched(elements: &mut Vec<Value>, matched: &[usize], sub: Option<&Attribute>) {
-    for &i in matched.iter().rev() {
-        match sub {
-            None => {
-                elements.remove(i);
-            }
-            Some(sub) => {
-                if let Some(obj) = elements[i].as_object_mut() {
+    match sub {
+        None => {
+            let gone: HashSet<usize> = matched.iter().copied().collect();
+            let mut i = 0;
+            elements.retain(|_| {
+                i += 1;
+                !gone.contains(&(i - 1))
+            });
+        }
+        Some(sub) => {
+            for &i in matched {
+                if let Some(obj) = elements.get_mut(i).and_then(Value::as_object_mut) {
                     obj.shift_remove(sub.name);
                 }
             }
@@ -147,12 +163,15 @@ fn set_matched(
 ) -> Result<Vec<usize>, ScimError> {
     let parts = element_parts(t, value, notes)?;
     for &i in matched {
-        let mut obj = match (&elements[i], kind, t.sub) {
-            (Value::Object(o), OpKind::Add, _) | (Value::Object(o), _, Some(_)) => o.clone(),
+        let Some(slot) = elements.get_mut(i) else {
+            continue;
+        };
+        let mut obj = match (slot.take(), kind, t.sub) {
+            (Value::Object(o), OpKind::Add, _) | (Value::Object(o), _, Some(_)) => o,
             _ => seed_from_filter(t.filter).unwrap_or_default(),
         };
         resource::merge_subs(t.attr, &mut obj, &parts, notes)?;
-        elements[i] = Value::Object(obj);
+        *slot = Value::Object(obj);
     }
     Ok(matched.to_vec())
 }
@@ -257,11 +276,13 @@ fn fix_primary(elements: &mut [Value], touched: &[usize]) {
 }
 
 /// The values of a complex attribute as a list: the array of a multi-valued attribute, or the
-/// single object (if any) of a single-valued one.
-fn take_elements(c: &Map<String, Value>, attr: &Attribute) -> Vec<Value> {
-    match c.get(attr.name) {
-        Some(Value::Array(a)) => a.clone(),
-        Some(v @ Value::Object(_)) => vec![v.clone()],
+/// single object (if any) of a single-valued one. Moved out, not copied: the key keeps its place
+/// (holding null) until `put_elements` writes the list back or removes it. The whole document
+/// is a working copy (`apply`), so an operation that fails after this changes nothing.
+fn take_elements(c: &mut Map<String, Value>, attr: &Attribute) -> Vec<Value> {
+    match c.get_mut(attr.name).map(Value::take) {
+        Some(Value::Array(a)) => a,
+        Some(v @ Value::Object(_)) => vec![v],
         _ => Vec::new(),
     }
 }
@@ -297,4 +318,80 @@ fn is_subset(attr: &Attribute, listed: &Value, element: &Value) -> bool {
             (a, b) => Some(a) == b,
         }
     })
+}
+
+/// A value's identity for finding duplicates: its JSON with object keys sorted, so it is equal
+/// for two values exactly when they are `==` (object key order does not matter to `==`).
+fn canonical(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(obj) => {
+                let mut keys: Vec<&String> = obj.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(&Value::String(k.clone()), out);
+                    out.push(':');
+                    if let Some(inner) = obj.get(k) {
+                        write(inner, out);
+                    }
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            // 0.0 and -0.0 are `==` but print differently.
+            Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(v, &mut out);
+    out
+}
+
+/// The values listed for removal, found by their `value` sub-attribute: an element is compared
+/// only with the listed values whose `value` could match it (ASCII case folded, as
+/// `is_subset` compares at most), and with those that list no `value` at all.
+struct Listed<'a> {
+    by_value: HashMap<String, Vec<&'a Value>>,
+    without_value: Vec<&'a Value>,
+}
+
+impl<'a> Listed<'a> {
+    fn new(listed: &'a [Value]) -> Listed<'a> {
+        let mut by_value: HashMap<String, Vec<&Value>> = HashMap::new();
+        let mut without_value = Vec::new();
+        for n in listed {
+            match n.get("value").and_then(Value::as_str) {
+                Some(v) => by_value.entry(v.to_ascii_lowercase()).or_default().push(n),
+                None => without_value.push(n),
+            }
+        }
+        Listed {
+            by_value,
+            without_value,
+        }
+    }
+
+    fn candidates<'s>(&'s self, element: &Value) -> impl Iterator<Item = &'a Value> + 's {
+        let same_value = element
+            .get("value")
+            .and_then(Value::as_str)
+            .and_then(|v| self.by_value.get(&v.to_ascii_lowercase()))
+            .into_iter()
+            .flatten();
+        same_value.chain(self.without_value.iter()).copied()
+    }
 }

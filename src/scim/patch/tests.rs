@@ -320,3 +320,196 @@ fn no_op_patch_is_unchanged() {
         assert_eq!(doc, alice());
     }
 }
+
+/// `n` work emails `u0@x.se`…, as a PATCH value.
+fn emails(n: usize) -> Value {
+    (0..n)
+        .map(|i| json!({"type": "work", "value": format!("u{i}@x.se")}))
+        .collect()
+}
+
+fn assert_limit_error(outcome: Result<PatchOutcome, ScimError>, key: &str) {
+    let e = outcome.expect_err("over the limit");
+    assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{}", e.detail);
+    assert!(e.detail.contains(key), "{}", e.detail);
+}
+
+/// Item 5 of the write-path review: one PATCH adding 60,000 emails held the single writer for
+/// 30 s (a `position` scan and an array clone per element). Now it is refused before any of
+/// the values is normalised, naming the limit, and the document is untouched.
+#[test]
+fn sixty_thousand_emails_in_one_patch_are_refused_naming_the_limit() {
+    let before = alice();
+    let ops = json!([{"op": "add", "path": "emails", "value": emails(60_000)}]);
+    let (after, outcome) = run(&USER_TYPE, &before, ops);
+    assert_limit_error(outcome, "limits.max_values_per_attribute");
+    assert_eq!(after, before);
+    // The same values one per operation: refused by the operations limit.
+    let ops: Vec<Value> = (0..60_000)
+        .map(|i| json!({"op": "add", "path": "emails", "value": [{"value": format!("u{i}@x.se")}]}))
+        .collect();
+    let (after, outcome) = run(&USER_TYPE, &before, Value::Array(ops));
+    assert_limit_error(outcome, "limits.max_patch_operations");
+    assert_eq!(after, before);
+    // Growing past the limit a few at a time: refused by the operation that crosses it.
+    let ops: Vec<Value> = (0..101)
+        .map(|i| json!({"op": "add", "path": "emails", "value": [{"value": format!("u{i}@x.se")}]}))
+        .collect();
+    let (after, outcome) = run(&USER_TYPE, &json!({"userName": "a"}), Value::Array(ops));
+    let e = outcome.expect_err("the 101st email");
+    assert!(e.detail.starts_with("Operations[100]"), "{}", e.detail);
+    assert_eq!(after, json!({"userName": "a"}));
+    // Filtered paths create elements too.
+    let ops: Vec<Value> = (0..101)
+        .map(|i| json!({"op": "add", "path": format!("emails[type eq \"t{i}\"].value"), "value": "v@x.se"}))
+        .collect();
+    let (_, outcome) = run(&USER_TYPE, &json!({"userName": "a"}), Value::Array(ops));
+    assert_limit_error(outcome, "limits.max_values_per_attribute");
+}
+
+#[test]
+fn a_patch_at_the_limits_applies() {
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &json!({"userName": "a"}),
+        json!([{"op": "add", "path": "emails", "value": emails(100)}]),
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(after["emails"].as_array().map(Vec::len), Some(100));
+    // 1000 operations, each on a full attribute: every one selects among 100 values.
+    let ops: Vec<Value> = (0..1000)
+        .map(|i| json!({"op": "replace", "path": format!("emails[value eq \"u{}@x.se\"].display", i % 100), "value": format!("d{i}")}))
+        .collect();
+    let (after, outcome) = run(&USER_TYPE, &after, Value::Array(ops));
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(after["emails"][0]["display"], "d900");
+    assert_eq!(after["emails"][99]["display"], "d999");
+    // Removing by a value list of 100 removes exactly those (case-insensitively).
+    let listed: Vec<Value> = (0..100)
+        .step_by(2)
+        .map(|i| json!({"value": format!("U{i}@X.SE")}))
+        .collect();
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &after,
+        json!([{"op": "remove", "path": "emails", "value": listed}]),
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let left: Vec<&str> = after["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(left.len(), 50);
+    assert!(left.iter().all(|v| v.trim_end_matches("@x.se")[1..]
+        .parse::<u32>()
+        .is_ok_and(|n| n % 2 == 1)));
+    // A filter removing half of them keeps the others in order.
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &after,
+        json!([{"op": "remove", "path": "emails[value ew \"1@x.se\" or value ew \"3@x.se\"]"}]),
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let left: Vec<&str> = after["emails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(left.len(), 30);
+    assert_eq!(left[..3], ["u5@x.se", "u7@x.se", "u9@x.se"]);
+}
+
+/// Duplicates are found by hashing a value's canonical form: key order does not make two equal
+/// values different, and the first of equal values is the one kept.
+#[test]
+fn adding_a_value_that_is_there_in_another_key_order_adds_nothing() {
+    let before = alice_with(
+        "emails",
+        json!([{"type": "work", "value": "a@x.se", "primary": true}, {"value": "b@x.se", "type": "home"}]),
+    );
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &before,
+        json!([{"op": "add", "path": "emails", "value": [
+            {"primary": true, "value": "a@x.se", "type": "work"},
+            {"type": "home", "value": "b@x.se"},
+            {"type": "home", "value": "b@x.se"},
+            {"type": "other", "value": "c@x.se"}
+        ]}]),
+    );
+    let outcome = outcome.unwrap();
+    assert!(outcome.changed);
+    assert_eq!(
+        after["emails"],
+        json!([
+            {"type": "work", "value": "a@x.se", "primary": true},
+            {"value": "b@x.se", "type": "home"},
+            {"type": "other", "value": "c@x.se"}
+        ])
+    );
+}
+
+/// A document stored before the limit (or with a higher one) may still shrink by PATCH; it may
+/// not grow.
+#[test]
+fn an_attribute_over_the_limit_can_shrink_but_not_grow() {
+    let big = json!({"userName": "a", "emails": emails(150)});
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &big,
+        json!([{"op": "remove", "path": "emails[value eq \"u0@x.se\"]"}]),
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(after["emails"].as_array().map(Vec::len), Some(149));
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &big,
+        json!([{"op": "add", "path": "emails", "value": {"value": "new@x.se"}}]),
+    );
+    assert_limit_error(outcome, "limits.max_values_per_attribute");
+    assert_eq!(after, big);
+    let (after, outcome) = run(
+        &USER_TYPE,
+        &big,
+        json!([{"op": "replace", "path": "emails", "value": emails(2)}]),
+    );
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(after["emails"], emails(2));
+}
+
+/// Group members are rows, not values of the document: a PATCH may add far more than 100 of
+/// them, and is held to the per-request member limit instead — counted over all operations,
+/// before any of them is read.
+#[test]
+fn members_have_their_own_per_request_limit() {
+    let refs = |n: usize| -> Value { (0..n).map(|i| json!({"value": format!("m{i}")})).collect() };
+    let (ops, _) = group_ops(json!([{"op": "add", "path": "members", "value": refs(5000)}]))
+        .expect("5000 members");
+    assert!(matches!(&ops[..], [MemberOp::Add(m)] if m.len() == 5000));
+    let (ops, _) = group_ops(json!([
+        {"op": "add", "path": "members", "value": refs(5000)},
+        {"op": "remove", "path": "members", "value": refs(5000)}
+    ]))
+    .expect("10,000 members named");
+    assert_eq!(ops.len(), 2);
+    let too_many = [
+        json!([{"op": "add", "path": "members", "value": refs(10_001)}]),
+        json!([
+            {"op": "add", "path": "members", "value": refs(5000)},
+            {"op": "replace", "path": "members", "value": refs(5000)},
+            {"op": "remove", "path": "members[value eq \"m1\"]"}
+        ]),
+    ];
+    for ops in too_many {
+        let e = group_ops(ops).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{}", e.detail);
+        assert!(
+            e.detail.contains("limits.max_members_per_request"),
+            "{}",
+            e.detail
+        );
+    }
+}

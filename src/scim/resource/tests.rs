@@ -308,3 +308,60 @@ fn validate_checks_required_attributes() {
         Some("displayName")
     );
 }
+
+/// Item 5 of the write-path review: a POST/PUT body is held to the same per-attribute limit as
+/// a PATCH result, and the refusal names the limit and its configuration key.
+#[test]
+fn a_body_with_more_values_than_the_limit_is_invalid_value_naming_the_limit() {
+    let emails = |n: usize| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"value": format!("u{i}@x.se")}))
+            .collect()
+    };
+    let limits = Limits::DEFAULT;
+    let at_limit = user(json!({"userName": "a", "emails": emails(100), "roles": emails(100)}))
+        .unwrap()
+        .doc;
+    assert!(limits.check_resource(&USER_TYPE, &at_limit, None).is_ok());
+    for attr in [
+        "emails",
+        "phoneNumbers",
+        "addresses",
+        "roles",
+        "entitlements",
+        "ims",
+    ] {
+        let values: Vec<Value> = (0..101)
+            .map(|i| match attr {
+                "addresses" => json!({"formatted": format!("Street {i}")}),
+                _ => json!({"value": format!("v{i}")}),
+            })
+            .collect();
+        let doc = user(json!({"userName": "a", (attr): values})).unwrap().doc;
+        assert_eq!(doc[attr].as_array().map(Vec::len), Some(101), "{attr}");
+        let e = limits.check_resource(&USER_TYPE, &doc, None).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{attr}");
+        assert!(
+            e.detail.contains(attr)
+                && e.detail.contains("100")
+                && e.detail.contains("limits.max_values_per_attribute"),
+            "{}",
+            e.detail
+        );
+    }
+    // Members are not values: a group body is held to the (much higher) per-request limit.
+    let group = json!({"displayName": "g"});
+    assert!(limits
+        .check_resource(&GROUP_TYPE, &group, Some(10_000))
+        .is_ok());
+    let e = limits
+        .check_resource(&GROUP_TYPE, &group, Some(10_001))
+        .unwrap_err();
+    assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
+    assert!(
+        e.detail.contains("limits.max_members_per_request"),
+        "{}",
+        e.detail
+    );
+}
+
