@@ -122,6 +122,17 @@ pub struct LimitsConfig {
     pub max_members_per_page: usize,
     /// On shutdown, in-flight requests get this long to finish.
     pub shutdown_grace_secs: u64,
+    /// Values one multi-valued attribute (`emails`, `phoneNumbers`, `addresses`, `roles`…) of
+    /// a resource may hold; more is 400 invalidValue. Group members are not counted here.
+    pub max_values_per_attribute: usize,
+    /// Operations one PATCH request may carry; more is 400 invalidValue.
+    pub max_patch_operations: usize,
+    /// Group members one request may name (a POST/PUT body, or all operations of a PATCH);
+    /// more is 400 invalidValue. A group may have any number of members.
+    pub max_members_per_request: usize,
+    /// Milliseconds one write may hold the database writer; past it the write is rolled back and
+    /// answered 503 (nothing changed). 0: no limit.
+    pub writer_job_budget_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -176,6 +187,10 @@ impl Default for Config {
                 read_budget_secs: 20,
                 max_members_per_page: 100_000,
                 shutdown_grace_secs: 20,
+                max_values_per_attribute: 100,
+                max_patch_operations: 1000,
+                max_members_per_request: 10_000,
+                writer_job_budget_ms: 5000,
             },
             backup: BackupConfig {
                 dir: String::new(),

@@ -20,6 +20,10 @@ pub fn scim_error(e: StoreError) -> ScimError {
              page with a smaller count",
         ),
         StoreError::Busy => ScimError::unavailable("The directory is busy; retry in a few seconds"),
+        // A 503 about a write always means that nothing was changed.
+        StoreError::Expired | StoreError::OverBudget { .. } | StoreError::RolledBack => {
+            ScimError::unavailable(format!("{e}; retry later"))
+        }
         StoreError::Full => {
             tracing::error!("database or disk full: writes are refused until space is freed");
             ScimError::insufficient_storage(
@@ -73,6 +77,9 @@ mod tests {
                 Some(ScimType::InvalidValue),
             ),
             (StoreError::Busy, 503, None),
+            (StoreError::Expired, 503, None),
+            (StoreError::OverBudget { budget_ms: 5000 }, 503, None),
+            (StoreError::RolledBack, 503, None),
             (StoreError::Full, 507, None),
             (StoreError::WriterGone, 500, None),
         ];

@@ -22,7 +22,7 @@ use crate::scim::schema::{ResourceKind, ResourceType};
 use crate::scim::{patch as scim_patch, resource as scim_resource};
 use crate::store::request_log;
 use crate::store::resources::{self as store, ListQuery, Member, Precondition, Stored};
-use crate::store::{self as storage, query};
+use crate::store::{self as storage, query, Deadline, WriteOptions};
 use crate::telemetry::reqlog::Draft;
 
 /// What a request handled on behalf of a claim (a GET: the token is checked inside the
@@ -53,6 +53,8 @@ pub struct Ctx {
     precondition: Option<Precondition>,
     /// Decoded query parameters (`+` is a space, as Entra encodes filters).
     params: Vec<(String, String)>,
+    /// The request's deadline (set by the router): a write starts only before it.
+    deadline: Option<Deadline>,
 }
 
 impl Ctx {
@@ -82,6 +84,7 @@ impl Ctx {
             host,
             precondition: header(IF_MATCH).as_deref().map(parse_if_match),
             params,
+            deadline: req.extensions().get::<Deadline>().cloned(),
         })
     }
 
@@ -98,6 +101,9 @@ impl Ctx {
     /// Run a write in the writer thread and insert its provisioning-log entry in the same
     /// transaction, so the log shows every change that was committed — and only those. Takes a
     /// `Principal`: nothing is written for a token the database has not confirmed.
+    ///
+    /// The write starts only before the request's deadline and runs within the configured time
+    /// budget and protocol limits (`[limits]`); see `store::writer`.
     async fn write<T, F>(&self, who: &Principal, status: u16, f: F) -> Result<T, ScimError>
     where
         T: Send + 'static,
@@ -105,10 +111,21 @@ impl Ctx {
     {
         let draft = self.draft.clone();
         let tenant = who.tenant().clone();
+        let l = &self.app.config.limits;
+        let options = WriteOptions {
+            deadline: self.deadline.clone(),
+            budget: (l.writer_job_budget_ms > 0)
+                .then(|| std::time::Duration::from_millis(l.writer_job_budget_ms)),
+            limits: scim_resource::Limits {
+                max_values_per_attribute: l.max_values_per_attribute,
+                max_patch_operations: l.max_patch_operations,
+                max_members_per_request: l.max_members_per_request,
+            },
+        };
         let result = self
             .app
             .store
-            .write(move |conn| {
+            .write_with(options, move |conn| {
                 let (value, logged) = f(conn, &tenant)?;
                 let mut entry = draft.snapshot();
                 entry.status = status;

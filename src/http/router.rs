@@ -23,11 +23,12 @@ use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
 use crate::scim::schema::ResourceKind;
+use crate::store::Deadline;
 use crate::telemetry::metrics::{method_label, RequestLabels, RouteLabels};
 use crate::telemetry::reqlog::Draft;
 
 /// Handle one request. Never fails: every error becomes a SCIM error response.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+pub async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let method = req.method().clone();
@@ -37,13 +38,19 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: IpAddr) -> Resp
     app.metrics.in_flight.inc();
     let draft = Arc::new(Draft::new(&request_id, method.as_str(), &path));
     let timeout = Duration::from_secs(app.config.limits.request_timeout_secs);
-    let outcome =
-        match tokio::time::timeout(timeout, route_request(&app, req, &draft, client)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::Scim(Err(ScimError::unavailable(
-                "The request took too long and was abandoned; retry later",
-            ))),
-        };
+    // The deadline decides whether the request's write starts (`store::writer`): at the timeout
+    // a request whose write has not started is abandoned (503: nothing changed); one whose write
+    // has started waits for its real answer, which the write's time budget bounds.
+    let deadline = Deadline::after(timeout);
+    req.extensions_mut().insert(deadline.clone());
+    let mut routed = std::pin::pin!(route_request(&app, req, &draft, client));
+    let outcome = match tokio::time::timeout(timeout, routed.as_mut()).await {
+        Ok(outcome) => outcome,
+        Err(_) if deadline.abandon() => Outcome::Scim(Err(ScimError::unavailable(
+            "The request took too long and was abandoned before it changed anything; retry later",
+        ))),
+        Err(_) => routed.await,
+    };
     app.metrics.in_flight.dec();
     let (mut resp, error) = match outcome {
         Outcome::Plain(r) => (r, None),

@@ -27,7 +27,7 @@ use crate::domain::Version;
 use crate::scim::error::ScimError;
 use crate::scim::schema::ResourceKind;
 use readers::Readers;
-pub use writer::Writer;
+pub use writer::{Deadline, WriteOptions, Writer};
 
 /// Read connections kept for point lookups (see `Store::read_point`).
 const POINT_READERS: usize = 4;
@@ -65,6 +65,22 @@ pub enum StoreError {
     Full,
     #[error("the database writer has stopped")]
     WriterGone,
+    /// The request's time ran out before the writer reached its write, which was skipped.
+    #[error("the request timed out before its change was started; nothing was changed")]
+    Expired,
+    /// The write ran past its time budget (`limits.writer_job_budget_ms`) and was rolled back.
+    #[error(
+        "the change took longer than the server allows one write ({budget_ms} ms, \
+         limits.writer_job_budget_ms) and was rolled back; nothing was changed"
+    )]
+    OverBudget { budget_ms: u64 },
+    /// Another write in the same transaction ran past its budget: stopping it rolled back the
+    /// whole transaction, this write with it.
+    #[error(
+        "the change was rolled back with another write that ran past its time budget; nothing \
+         was changed"
+    )]
+    RolledBack,
     #[error("the read connections are closed (the server is stopping)")]
     ReadersClosed,
     #[error("a read task failed: {0}")]
@@ -275,13 +291,26 @@ impl Store {
         self.inner.points.run_point(f).await
     }
 
-    /// Run `f` inside the writer's transaction; resolves once the change is durable.
+    /// Run `f` inside the writer's transaction; resolves once the change is durable. For the
+    /// server's own writes: no deadline, the default budget and limits.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.inner.writer.submit(f).await
+        self.inner.writer.submit(WriteOptions::default(), f).await
+    }
+
+    /// Run a request's write `f` inside the writer's transaction, as `options` say: it starts
+    /// only before the request's deadline (else `StoreError::Expired`, nothing changed), runs
+    /// within its time budget (else `StoreError::OverBudget`, rolled back) and the store applies
+    /// the protocol limits it carries. Resolves once the change is durable.
+    pub async fn write_with<T, F>(&self, options: WriteOptions, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.submit(options, f).await
     }
 
     pub fn writer_metrics(&self) -> std::sync::Arc<writer::WriterMetrics> {

@@ -5,11 +5,15 @@
 //! tenant is indistinguishable from one that does not exist. Rows carry the tenant's integer
 //! `tenants.key` (schema v4); statements map the id to it with `(SELECT key FROM tenants WHERE
 //! id = ?)`, which SQLite evaluates once per statement and uses as an index constant.
+//!
+//! Writes check the protocol limits of the job they run in (`writer::job_limits`): values per
+//! multi-valued attribute, members per request, operations per PATCH.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::query::{self, fold};
+use super::writer::job_limits;
 use super::{Invalid, Result, StoreError};
 use crate::domain::{ResourceId, TenantId, Timestamp, Version};
 use crate::scim::filter::Filter;
@@ -329,6 +333,7 @@ pub fn create(
     doc: Value,
     members: Option<&[MemberRef]>,
 ) -> Result<Stored> {
+    job_limits().check_resource(kind.resource_type(), &doc, members.map(<[_]>::len))?;
     let ex = extract(&doc);
     check_unique(conn, tenant, kind, &ex, None)?;
     // Time-ordered (UUIDv7): new ids land at the end of the id indexes instead of on a random
@@ -419,6 +424,7 @@ pub fn replace(
     members: Option<&[MemberRef]>,
     precondition: Option<&Precondition>,
 ) -> Result<Stored> {
+    job_limits().check_resource(kind.resource_type(), &doc, members.map(<[_]>::len))?;
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
     if let Some(members) = members {
@@ -446,7 +452,7 @@ pub fn patch(
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
     let mut doc = old.doc.clone();
-    let outcome = patch::apply(kind.resource_type(), &mut doc, req)?;
+    let outcome = patch::apply_within(kind.resource_type(), &mut doc, req, &job_limits())?;
     let members_changed = apply_member_ops(conn, tenant, old.seq, &outcome.member_ops)?;
     if !outcome.changed && !members_changed {
         return Ok((old, outcome.notes));
