@@ -470,6 +470,30 @@ pub fn delete(
 ) -> Result<()> {
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
+    // The groups it was a member of lose a member: their `members` change, so do their version
+    // (ETag) and lastModified, and each gets its change row — in the same transaction.
+    let now = Timestamp::now();
+    let groups = conn
+        .prepare_cached(
+            "UPDATE resources SET version = version + 1, last_modified = ?3 \
+             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) \
+             AND seq IN (SELECT group_seq FROM members WHERE member_seq = ?2) \
+             RETURNING id, version",
+        )?
+        .query_map(params![tenant, old.seq, now], |r| {
+            Ok((r.get::<_, ResourceId>(0)?, r.get::<_, Version>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (group, version) in &groups {
+        record_change(
+            conn,
+            tenant,
+            ResourceKind::Group,
+            group,
+            "patch",
+            Some(*version),
+        )?;
+    }
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
