@@ -469,3 +469,117 @@ fn a_patch_that_fails_leaves_the_resource_unchanged() {
         })
         .unwrap();
 }
+
+/// Times around one second, as the server stores them (0 to 3 fraction digits: their text
+/// order is not their time order).
+const STORED_TIMES: &[&str] = &[
+    "2026-01-05T10:00:00Z",
+    "2026-01-05T10:00:00.001Z",
+    "2026-01-05T10:00:00.05Z",
+    "2026-01-05T10:00:00.5Z",
+    "2026-01-05T10:00:00.999Z",
+    "2026-01-05T10:00:01Z",
+];
+
+/// Literals a client may compare them with: the same instants written otherwise, instants
+/// between them, other offsets and cases, dates alone, and text that is no time at all.
+fn time_literal() -> impl Strategy<Value = String> {
+    let instant = (
+        prop::sample::select(vec!["09:59:59", "10:00:00", "10:00:01"]),
+        prop::sample::select(vec![
+            "",
+            ".0",
+            ".000",
+            ".001",
+            ".0010",
+            ".05",
+            ".050000",
+            ".5",
+            ".500",
+            ".4999999",
+            ".5000001",
+            ".999",
+            ".9995",
+            ".999999999",
+        ]),
+        prop::sample::select(vec!["Z", "z", "+00:00", "-00:00"]),
+        prop::sample::select(vec!["T", "t"]),
+    )
+        .prop_map(|(hms, frac, zone, t)| format!("2026-01-05{t}{hms}{frac}{zone}"));
+    prop_oneof![
+        6 => instant,
+        1 => Just("2026-01-05T11:00:00.5+01:00".to_string()),
+        1 => Just("2026-01-05T09:30:00.999-00:30".to_string()),
+        1 => prop::sample::select(vec!["2026-01-05", "2026-01-06", "2026", "2026-01-05T10:00:00", "2026-01-05T10:00:00.", "x", ""]).prop_map(str::to_string),
+        1 => prop::sample::select(STORED_TIMES).prop_map(str::to_string),
+    ]
+}
+
+fn time_filter() -> impl Strategy<Value = String> {
+    let leaf = (
+        prop::sample::select(vec![
+            "meta.created",
+            "meta.lastModified",
+            "META.LASTMODIFIED",
+        ]),
+        prop::sample::select(OPS),
+        time_literal(),
+    )
+        .prop_map(|(p, op, v)| format!("{p} {op} {}", serde_json::to_string(&v).unwrap()));
+    leaf.prop_recursive(3, 8, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) or ({b})")),
+            inner.prop_map(|a| format!("not ({a})")),
+        ]
+    })
+}
+
+/// dateTime attributes compare as instants in SQL and in memory alike (item 12b of the
+/// write-path review: `meta.lastModified gt "…00Z"` compared text, and `…00.5Z` < `…00Z`).
+#[test]
+fn date_time_filters_select_the_same_users_in_sql_and_in_memory() {
+    let db = seeded_db();
+    // Give each user times of their own (created and lastModified differ), and evaluate on the
+    // document with them, as a resource is rendered.
+    let mut docs = Vec::new();
+    for (i, (id, doc)) in db.users.iter().enumerate() {
+        let created = STORED_TIMES[i % STORED_TIMES.len()];
+        let modified = STORED_TIMES[(i + 2) % STORED_TIMES.len()];
+        db.conn
+            .execute(
+                "UPDATE resources SET created = ?1, last_modified = ?2 WHERE id = ?3",
+                rusqlite::params![created, modified, id],
+            )
+            .unwrap();
+        let mut doc = doc.clone();
+        doc["meta"] = json!({"created": created, "lastModified": modified});
+        docs.push((id.clone(), doc));
+    }
+    let judged = std::cell::Cell::new(0u32);
+    runner(1024)
+        .run(&time_filter(), |text| {
+            let f = filter::parse(&text).unwrap();
+            let Some(got) = run_filter(&db, ResourceKind::User, &f)
+                .map_err(|e| TestCaseError::fail(format!("{text}: SQL error: {e}")))?
+            else {
+                return Ok(());
+            };
+            let mut want: Vec<String> = docs
+                .iter()
+                .filter(|(_, doc)| filter::matches(&f, &USER_TYPE, doc))
+                .map(|(id, _)| id.clone())
+                .collect();
+            want.sort();
+            prop_assert_eq!(
+                got,
+                want,
+                "{} selects differently in SQL (left) and in memory (right)",
+                text
+            );
+            judged.set(judged.get() + 1);
+            Ok(())
+        })
+        .unwrap();
+    assert!(judged.get() > 900, "only {} compared", judged.get());
+}

@@ -475,6 +475,74 @@ pub fn member_refs(
     Ok(out)
 }
 
+/// An RFC 3339 `date-time` (RFC 7643 §2.3.5 dateTime) as nanoseconds since the Unix epoch:
+/// `YYYY-MM-DDTHH:MM:SS`, optionally `.` and 1 to 9 digits, then `Z` or `±HH:MM` (`T` and `Z`
+/// in either case). `None` for anything else, including leap seconds and dates that do not
+/// exist. Filters compare dateTime attributes by this instant, never as text: `…00.5Z` is later
+/// than `…00Z` although it sorts before it. The store compiles filters with the same function,
+/// so both mean the same.
+pub fn date_time_nanos(text: &str) -> Option<i128> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i).is_some_and(|x| x.eq_ignore_ascii_case(&c));
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos: i64 = 0;
+    if at(i, b'.') {
+        i += 1;
+        let digits = b.get(i..).map_or(0, |rest| {
+            rest.iter().take_while(|d| d.is_ascii_digit()).count()
+        });
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        nanos = num(i, digits)? * 10i64.pow(9 - digits as u32);
+        i += digits;
+    }
+    let offset = if at(i, b'Z') && b.len() == i + 1 {
+        0
+    } else {
+        let sign = match b.get(i) {
+            Some(b'+') => 1,
+            Some(b'-') => -1,
+            _ => return None,
+        };
+        let (oh, om) = (num(i + 1, 2)?, num(i + 4, 2)?);
+        if !at(i + 3, b':') || b.len() != i + 6 || oh > 23 || om > 59 {
+            return None;
+        }
+        sign * (oh * 3600 + om * 60)
+    };
+    // Days since 1970-01-01 of the civil date (H. Hinnant's algorithm, years from March).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    Some(i128::from(seconds) * 1_000_000_000 + i128::from(nanos))
+}
+
 /// Whether an element of a multi-valued attribute is marked primary.
 pub fn is_primary(element: &Value) -> bool {
     element.get("primary") == Some(&Value::Bool(true))

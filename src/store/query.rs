@@ -5,7 +5,8 @@
 //! filtered often (id, externalId, userName, displayName, emails, phoneNumbers, members) map to
 //! indexed columns or side tables; everything else is read from the JSON document with
 //! `json_extract`/`json_each`. Case-insensitive attributes compare `fold()`ed values, the same
-//! Unicode lower-casing the `*_key` columns are written with.
+//! Unicode lower-casing the `*_key` columns are written with. dateTime attributes compare as
+//! instants (`compare_instant`), never as their RFC 3339 text.
 
 use rusqlite::types::Value as SqlValue;
 
@@ -13,6 +14,7 @@ use crate::domain::TenantId;
 use crate::scim::error::ScimError;
 use crate::scim::filter::{CompareOp, Filter, Literal};
 use crate::scim::path::AttrPath;
+use crate::scim::resource::date_time_nanos;
 use crate::scim::schema::{AttrType, Attribute, Resolved, ResourceKind, ResourceType};
 
 /// A WHERE fragment and its parameters, in order.
@@ -440,6 +442,14 @@ fn compare(
         sql.push(&format!("{e} {test}"));
         return Ok(());
     }
+    if let (AttrType::DateTime, Literal::String(text)) = (operand.ty, lit) {
+        if let (false, Some(nanos)) = (
+            matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew),
+            date_time_nanos(text),
+        ) {
+            return compare_instant(e, op, nanos, sql);
+        }
+    }
     let value = literal_value(operand, lit)?;
     match op {
         CompareOp::Eq => {
@@ -504,6 +514,50 @@ fn compare(
             }
         }
     }
+    Ok(())
+}
+
+/// `eq`, `ne`, `gt`, `ge`, `lt`, `le` of a dateTime with an RFC 3339 date-time (`nanos`, read
+/// by `resource::date_time_nanos`, as the in-memory evaluation reads it): as instants, in whole
+/// milliseconds — what the server stores, as RFC 3339 text whose fraction has 0 to 3 digits, so
+/// that its text order is not its time order (`…00.5Z` sorts before `…00Z`). The stored text
+/// becomes milliseconds with SQLite's `unixepoch(…, 'subsec')`; a literal with finer digits is
+/// compared exactly. No index covers these columns, so none is lost. Any other literal (a date
+/// alone, `"2026-01-06"`) is still compared as text, a prefix of the stored form.
+fn compare_instant(e: &str, op: CompareOp, nanos: i128, sql: &mut Sql) -> Result<(), ScimError> {
+    let floor = i64::try_from(nanos.div_euclid(1_000_000))
+        .map_err(|_| ScimError::invalid_filter("dateTime out of range"))?;
+    let exact = nanos.rem_euclid(1_000_000) == 0;
+    let ceil = if exact {
+        floor
+    } else {
+        floor.saturating_add(1)
+    };
+    let ms = format!("CAST(round(unixepoch({e}, 'subsec') * 1000) AS INTEGER)");
+    let (sym, bound) = match op {
+        // A literal between two milliseconds equals no stored time, and differs from all.
+        CompareOp::Eq if !exact => {
+            sql.push("0");
+            return Ok(());
+        }
+        CompareOp::Ne if !exact => {
+            sql.push("1");
+            return Ok(());
+        }
+        CompareOp::Eq => ("=", floor),
+        CompareOp::Ne => {
+            sql.push(&format!("({e} IS NULL OR {ms} <> "));
+            sql.bind(SqlValue::Integer(floor));
+            sql.push(")");
+            return Ok(());
+        }
+        CompareOp::Gt => (">", floor),
+        CompareOp::Ge => (">=", ceil),
+        CompareOp::Lt => ("<", ceil),
+        _ => ("<=", floor),
+    };
+    sql.push(&format!("{ms} {sym} "));
+    sql.bind(SqlValue::Integer(bound));
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{CompareOp, Filter, Literal};
 use crate::scim::path::AttrPath;
+use crate::scim::resource::date_time_nanos;
 use crate::scim::schema::{self, AttrType, Attribute, ResourceType};
 
 /// Whether `resource` (our document layout: core and common attributes at the top, extension
@@ -63,19 +64,31 @@ struct Selection<'v> {
     values: Vec<&'v Value>,
     present: bool,
     case_exact: bool,
+    /// A dateTime attribute: ordered and equal as instants (`…00.5Z` is after `…00Z`).
+    date_time: bool,
 }
 
 impl Selection<'_> {
     /// RFC 7644 §3.4.2.2: any value satisfies the operator. `eq null` holds when the attribute
     /// is absent, and `ne` is the negation of `eq`.
     fn compare(&self, op: CompareOp, literal: &Literal) -> bool {
+        // The text of a dateTime (what `co`, `sw`, `ew` and a literal that is no date-time
+        // see) compares exactly, as the store compares its timestamp columns.
+        let case_exact = self.case_exact || self.date_time;
         match (op, literal) {
             (CompareOp::Eq, Literal::Null) => !self.present,
             (CompareOp::Ne, _) => !self.compare(CompareOp::Eq, literal),
+            (CompareOp::Eq | CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le, _)
+                if self.date_time =>
+            {
+                self.values
+                    .iter()
+                    .any(|v| compare_instants(v, op, literal, case_exact))
+            }
             _ => self
                 .values
                 .iter()
-                .any(|v| compare_value(v, op, literal, self.case_exact)),
+                .any(|v| compare_value(v, op, literal, case_exact)),
         }
     }
 }
@@ -97,6 +110,7 @@ fn select<'v>(
                 values,
                 present,
                 case_exact: sub.case_exact,
+                date_time: sub.ty == AttrType::DateTime,
             }
         }
         // `emails eq "x"` and Entra's `manager eq 2819…` compare the `value` sub-attribute;
@@ -111,12 +125,14 @@ fn select<'v>(
                 values,
                 present: whole.is_some_and(is_present),
                 case_exact: value_def.is_some_and(|d| d.case_exact),
+                date_time: value_def.is_some_and(|d| d.ty == AttrType::DateTime),
             }
         }
         None => Selection {
             values: elements(whole).collect(),
             present: whole.is_some_and(is_present),
             case_exact: attr.case_exact,
+            date_time: attr.ty == AttrType::DateTime,
         },
     };
     Some(selection)
@@ -131,20 +147,21 @@ fn select_in_element<'v>(
     if path.urn.is_some() || path.sub.is_some() {
         return None;
     }
-    let (value, case_exact) = if attr.sub_attributes.is_empty() {
+    let (value, def) = if attr.sub_attributes.is_empty() {
         if !path.name.eq_ignore_ascii_case("value") {
             return None;
         }
-        (Some(element), attr.case_exact)
+        (Some(element), attr)
     } else {
         let def = attr.sub(&path.name)?;
-        (get(element, def.name), def.case_exact)
+        (get(element, def.name), def)
     };
     let value = value.filter(|v| !v.is_null());
     Some(Selection {
         values: value.into_iter().collect(),
         present: value.is_some_and(is_present),
-        case_exact,
+        case_exact: def.case_exact,
+        date_time: def.ty == AttrType::DateTime,
     })
 }
 
@@ -218,6 +235,18 @@ fn compare_value(value: &Value, op: CompareOp, literal: &Literal, case_exact: bo
     }
 }
 
+/// A dateTime value against a literal: as instants when both are RFC 3339 date-times
+/// (`resource::date_time_nanos`), else as text (a date alone, `"2026-01-06"`, is a prefix of
+/// the stored form), as `store::query` compiles it.
+fn compare_instants(value: &Value, op: CompareOp, literal: &Literal, case_exact: bool) -> bool {
+    if let (Value::String(a), Literal::String(b)) = (value, literal) {
+        if let (Some(a), Some(b)) = (date_time_nanos(a), date_time_nanos(b)) {
+            return ordering_satisfies(op, a.cmp(&b));
+        }
+    }
+    compare_value(value, op, literal, case_exact)
+}
+
 fn bool_text(s: &str) -> Option<bool> {
     if s.eq_ignore_ascii_case("true") {
         Some(true)
@@ -228,8 +257,8 @@ fn bool_text(s: &str) -> Option<bool> {
     }
 }
 
-/// Strings follow the attribute's `caseExact`; ordering is lexicographic, which is also the
-/// order of the dateTime strings SCIM uses (`2026-01-05T10:00:00Z`).
+/// Strings follow the attribute's `caseExact`; ordering is lexicographic (dateTime attributes
+/// are ordered as instants instead, by `compare_instants`).
 fn compare_strings(a: &str, b: &str, op: CompareOp, case_exact: bool) -> bool {
     let (a, b) = if case_exact {
         (Cow::Borrowed(a), Cow::Borrowed(b))
@@ -608,5 +637,34 @@ mod tests {
             let _ = matches(&filter, &GROUP_TYPE, &user);
             let _ = matches_element(&filter, user_attr("emails"), &user["emails"][0]);
         }
+    }
+
+    /// Item 12b of the write-path review: stored times have 0 to 3 fraction digits, so as text
+    /// `…00.5Z` sorts before `…00Z`. dateTime attributes compare as instants.
+    #[test]
+    fn date_times_compare_as_instants_not_text() {
+        let user = json!({"userName": "a", "meta": {
+            "created": "2026-01-05T10:00:00.5Z",
+            "lastModified": "2026-01-05T10:00:00Z"
+        }});
+        check_matches(
+            &USER_TYPE,
+            &user,
+            &[
+                ("meta.created gt \"2026-01-05T10:00:00Z\"", true),
+                ("meta.created lt \"2026-01-05T10:00:00Z\"", false),
+                ("meta.created eq \"2026-01-05T10:00:00.500Z\"", true),
+                ("meta.created eq \"2026-01-05T11:00:00.5+01:00\"", true),
+                ("meta.created ne \"2026-01-05T10:00:00.500000Z\"", false),
+                ("meta.created ge \"2026-01-05T10:00:00.5000001Z\"", false),
+                ("meta.created le \"2026-01-05T10:00:00.4999999Z\"", false),
+                ("meta.created lt \"2026-01-05T10:00:00.5000001Z\"", true),
+                ("meta.lastModified lt \"2026-01-05T10:00:00.5Z\"", true),
+                ("meta.lastModified ge \"2026-01-05T10:00:00.000Z\"", true),
+                // Not a date-time: compared as text, a prefix of the stored form.
+                ("meta.created lt \"2026-01-06\"", true),
+                ("meta.created sw \"2026-01-05T10:00:00.\"", true),
+            ],
+        );
     }
 }

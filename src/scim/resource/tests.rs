@@ -365,3 +365,37 @@ fn a_body_with_more_values_than_the_limit_is_invalid_value_naming_the_limit() {
     );
 }
 
+#[test]
+fn date_times_are_read_as_instants() {
+    let at = |s: &str| date_time_nanos(s);
+    assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(at("1970-01-01T00:00:01.5Z"), Some(1_500_000_000));
+    assert_eq!(at("1969-12-31T23:59:59.999999999Z"), Some(-1));
+    // The text order of the stored form is not the time order; the instants are.
+    assert!(at("2026-01-05T10:00:00.5Z") > at("2026-01-05T10:00:00Z"));
+    assert_eq!(at("2026-01-05T10:00:00.500Z"), at("2026-01-05T10:00:00.5Z"));
+    assert_eq!(at("2026-01-05T11:00:00+01:00"), at("2026-01-05T10:00:00Z"));
+    assert_eq!(at("2026-01-05t09:30:00-00:30"), at("2026-01-05T10:00:00z"));
+    assert_eq!(at("2000-02-29T00:00:00Z"), Some(951_782_400_000_000_000));
+    assert_eq!(at("2026-03-01T00:00:00Z"), Some(1_772_323_200_000_000_000));
+    for bad in [
+        "",
+        "yesterday",
+        "2026-01-05",
+        "2026-01-05T10:00Z",
+        "2026-01-05T10:00:00",
+        "2026-01-05 10:00:00Z",
+        "2026-02-29T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-01-05T24:00:00Z",
+        "2026-01-05T23:59:60Z",
+        "2026-01-05T10:00:00.Z",
+        "2026-01-05T10:00:00.1234567890Z",
+        "2026-01-05T10:00:00+1:00",
+        "2026-01-05T10:00:00Zx",
+        "+2026-01-05T10:00:00Z",
+        "2026-01-05T10:00:00Z\u{0}",
+    ] {
+        assert_eq!(at(bad), None, "{bad:?}");
+    }
+}
