@@ -8,6 +8,7 @@ mod input;
 mod tenants;
 mod tokens;
 mod transport;
+mod writes;
 
 use std::io::Write;
 use std::time::Duration;
