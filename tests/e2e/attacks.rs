@@ -3,6 +3,7 @@
 //! input. Each test asserts what the attacker sees (status, body, connection state) and that
 //! nothing changed for the victim. SECURITY.md maps the threat model onto these tests.
 
+mod files;
 mod input;
 mod tenants;
 mod tokens;
