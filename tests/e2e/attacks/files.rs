@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::Server;
+use crate::harness::{Server, TenantCtx, BIN};
 
 /// The uid and gid the service account has in these tests (`nobody`: any non-root id will do).
 const SERVICE_ID: u32 = 65534;
@@ -218,4 +218,94 @@ fn database_wal_backups_and_restored_files_are_private_under_umask_022() {
             "restored database{suffix}"
         );
     }
+}
+
+#[test]
+fn restore_of_a_backup_from_before_a_revocation_keeps_the_token_revoked() {
+    let TenantCtx { mut server, token } = TenantCtx::start("acme");
+    let kept = server.token("acme");
+    let jti = |t: &str| {
+        crate::harness::claims(t)["jti"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(server.as_tenant(&token).get("/Users").status, 200);
+    let file = server.dir.path().join("before-revocation.db");
+    let (ok, _, err) = server.cli(&["backup", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // After the backup: the token leaks and is revoked; another is issued and revoked too.
+    let later = server.token("acme");
+    for t in [&token, &later] {
+        let (ok, _, err) = server.cli(&["token", "revoke", &jti(t)]);
+        assert!(ok, "{err}");
+        assert_eq!(server.as_tenant(t).get("/Users").status, 401);
+    }
+    server.stop();
+    let (ok, out, err) = server.cli(&["restore", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        format!("{out}{err}").contains("carried over 2 token revocations"),
+        "restore must say what it carried over: {out}{err}"
+    );
+    server.spawn();
+    for t in [&token, &later] {
+        assert_eq!(
+            server.as_tenant(t).get("/Users").status,
+            401,
+            "a token revoked after the backup is valid again after the restore"
+        );
+    }
+    assert_eq!(server.as_tenant(&kept).get("/Users").status, 200);
+    // The token the backup did not know is in the restored database, revoked.
+    let (ok, list, err) = server.cli(&["token", "list"]);
+    assert!(ok, "{err}");
+    let row = list.lines().find(|l| l.starts_with(&jti(&later)));
+    assert!(
+        row.is_some_and(|r| r
+            .split_whitespace()
+            .nth(5)
+            .is_some_and(|c| c.starts_with("20"))),
+        "{list}"
+    );
+}
+
+#[test]
+fn restore_refuses_when_the_current_database_cannot_be_read_unless_told_to_discard_revocations() {
+    let TenantCtx { mut server, token } = TenantCtx::start("acme");
+    let file = server.dir.path().join("b.db");
+    let (ok, _, err) = server.cli(&["backup", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    server.stop();
+    let db = server.db_path();
+    let garbage = b"this is not a SQLite database, and nobody can read its revocations".repeat(100);
+    std::fs::write(&db, &garbage).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(side_file(&db, suffix));
+    }
+    let (ok, _, err) = server.cli(&["restore", file.to_str().unwrap()]);
+    assert!(
+        !ok,
+        "restore went ahead without the revocations of a database it cannot read"
+    );
+    assert!(err.contains("--discard-revocations"), "{err}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        garbage,
+        "a refused restore changed the database"
+    );
+    let (ok, out, err) = server.cli(&["restore", "--discard-revocations", file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        format!("{out}{err}").contains("discarded"),
+        "restore must say that revocations may be lost: {out}{err}"
+    );
+    server.spawn();
+    assert_eq!(server.as_tenant(&token).get("/Users").status, 200);
+    // `--help` documents the flag.
+    let out = Command::new(BIN)
+        .args(["restore", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--discard-revocations"));
 }
