@@ -6,10 +6,11 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Server, TenantCtx, BIN};
+use crate::harness::{patch_op, Server, TenantCtx, BIN};
 
 /// The uid and gid the service account has in these tests (`nobody`: any non-root id will do).
 const SERVICE_ID: u32 = 65534;
@@ -308,4 +309,71 @@ fn restore_refuses_when_the_current_database_cannot_be_read_unless_told_to_disca
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--discard-revocations"));
+}
+
+/// Control characters a terminal acts on: C0 (ESC, BEL, CR, LF …), DEL and C1 (U+0080–U+009F,
+/// which UTF-8 terminals may take as CSI and friends).
+fn terminal_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| c != '\n' && c.is_control())
+        .collect()
+}
+
+#[test]
+fn log_escapes_terminal_control_sequences_sent_by_clients() {
+    let ctx = TenantCtx::start("acme");
+    let (server, scim) = (&ctx.server, ctx.scim());
+    // Percent-decoded by the server, then echoed in the detail of the error: an OSC that
+    // retitles the window, a C1 CSI (UTF-8 C2 9B), DEL, and a line feed that forges a line.
+    let hostile = [
+        "/Users?filter=%1b%5d0%3bpwned%07",
+        "/Users?filter=%C2%9B31m%7F",
+        "/Users/a%0a2026-01-01T00:00:00Z%20acme%20DELETE%0d",
+        "/Users/%1b%5b2J%C2%9B0m",
+    ];
+    for path in hostile {
+        assert_eq!(scim.get(path).status / 100, 4, "{path}");
+    }
+    let r = scim.patch(
+        "/Users/x",
+        &patch_op(json!([{"op": "replace", "path": "name\u{1b}[31m", "value": 1}])),
+    );
+    assert_eq!(r.status / 100, 4);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (table, json_lines) = loop {
+        let (ok, table, err) = server.cli(&["log"]);
+        assert!(ok, "{err}");
+        let (ok, json_lines, err) = server.cli(&["log", "--json"]);
+        assert!(ok, "{err}");
+        if json_lines.lines().count() >= 5 || Instant::now() > deadline {
+            break (table, json_lines);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(json_lines.lines().count(), 5, "{json_lines}");
+    for (form, text) in [("log", &table), ("log --json", &json_lines)] {
+        let found = terminal_controls(text);
+        assert!(
+            found.is_empty(),
+            "`{form}` prints control characters {found:?}:\n{}",
+            text.escape_debug()
+        );
+    }
+    assert_eq!(table.lines().count(), 1 + 5, "one line per entry:\n{table}");
+    // Escaped, not dropped: the administrator still sees what was sent.
+    assert!(
+        table.contains("\\x1b") && table.contains("\\u{9b}"),
+        "{table}"
+    );
+    // The JSON still holds exactly what was sent.
+    let details: Vec<serde_json::Value> = json_lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|e| e["detail"].as_str().is_some_and(|d| d.contains('\u{9b}'))),
+        "{json_lines}"
+    );
 }
