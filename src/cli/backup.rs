@@ -1,4 +1,4 @@
-//! `backup FILE`, `backup --verify FILE` and `restore FILE`.
+//! `backup FILE`, `backup --verify FILE` and `restore [--discard-revocations] FILE`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::Args;
 
 use crate::config::Config;
-use crate::store::backup::{self, Summary};
+use crate::store::backup::{self, CarriedOver, Current, Summary};
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -25,6 +25,11 @@ pub struct RestoreArgs {
     /// A backup written by `grouptalk-scim backup`
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Restore even when the current database is missing or cannot be read. Token revocations
+    /// made since the backup are then lost: revoke those tokens again. (When the current
+    /// database can be read, its revocations are always carried over.)
+    #[arg(long)]
+    pub discard_revocations: bool,
 }
 
 fn print_summary(file: &Path, s: &Summary) {
@@ -94,9 +99,71 @@ pub fn run_restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
     }
     crate::fsutil::ensure_data_dir(&config.data_dir)?;
     let db = config.database_path();
-    let summary = backup::restore(&args.file, &db)?;
+    if !args.file.is_file() {
+        bail!("{} does not exist or is not a file", args.file.display());
+    }
+    // Revocations made since the backup must survive it: a revoked (perhaps leaked) token would
+    // otherwise be valid again.
+    let (revocations, lost) = match backup::current_revocations(&db) {
+        Current::Read(r) => (Some(r), None),
+        Current::Missing if args.discard_revocations => {
+            (None, Some(format!("there is no database at {}", db.display())))
+        }
+        Current::Unreadable(why) if args.discard_revocations => (
+            None,
+            Some(format!("the database {} cannot be read: {why}", db.display())),
+        ),
+        Current::Missing => bail!(
+            "there is no database at {} to carry token revocations over from: tokens revoked since the \
+             backup was taken would be valid again. If that is acceptable (e.g. a new machine), run again \
+             with --discard-revocations, then revoke those tokens again",
+            db.display()
+        ),
+        Current::Unreadable(why) => bail!(
+            "cannot read the token revocations of the current database {} ({why}): tokens revoked since \
+             the backup was taken would be valid again. Run again with --discard-revocations to restore \
+             anyway, then revoke those tokens again",
+            db.display()
+        ),
+    };
+    let (summary, carried) = backup::restore(&args.file, &db, revocations.as_ref())?;
     super::hand_over_to_owner(config);
     eprintln!("restored {} into {}", args.file.display(), db.display());
+    for c in &carried {
+        eprintln!("{}", carried_line(c));
+    }
+    if let Some(why) = lost {
+        eprintln!(
+            "revocations discarded: {why}; revoke again any token revoked since the backup was taken"
+        );
+    }
     print_summary(&db, &summary);
     Ok(())
+}
+
+/// "carried over 2 token revocations made since the backup (1 of a token the backup did not have)".
+fn carried_line(c: &CarriedOver) -> String {
+    let n = c.revoked + c.inserted;
+    let mut line = format!(
+        "carried over {n} {}{} made since the backup",
+        c.noun,
+        if n == 1 {
+            " revocation"
+        } else {
+            " revocations"
+        }
+    );
+    if c.inserted > 0 {
+        line.push_str(&format!(
+            " ({} of a {} the backup did not have)",
+            c.inserted, c.noun
+        ));
+    }
+    if c.without_parent > 0 {
+        line.push_str(&format!(
+            "; {} more of tenants the backup does not have (unusable with it)",
+            c.without_parent
+        ));
+    }
+    line
 }

@@ -121,6 +121,53 @@ pub fn run(config: &Config, args: LogArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Characters a terminal may act on instead of printing: C0 (ESC, BEL, CR, LF, …), DEL, C1
+/// (U+0080–U+009F; UTF-8 terminals may take U+009B as CSI), and the bidirectional controls
+/// that reorder what is shown (U+061C, U+200E/F, U+202A–E, U+2066–9).
+fn is_terminal_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from the network made safe for a terminal: each control character written out
+/// (`\x1b`, `\x7f`, `\u{9b}`, `\u{202e}`), so a client can neither drive the administrator's
+/// terminal nor forge a line of the table.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_terminal_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if !is_terminal_control(c) {
+            out.push(c);
+        } else if (c as u32) < 0x80 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A JSON line made safe for a terminal: serde_json escapes C0 but writes DEL, C1 and the
+/// bidirectional controls as they are. These can only occur inside strings, where `\uXXXX`
+/// means the same character, so the line stays the same JSON value.
+fn json_line(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if !text.chars().any(is_terminal_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_terminal_control(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn print_row(out: &mut impl Write, row: &Row, as_json: bool) -> anyhow::Result<()> {
     let e = &row.entry;
     if as_json {
@@ -130,7 +177,7 @@ fn print_row(out: &mut impl Write, row: &Row, as_json: bool) -> anyhow::Result<(
             "resource_id": e.resource_id, "status": e.status, "scim_type": e.scim_type, "duration_ms": e.duration_ms,
             "notes": e.notes, "detail": e.detail,
         });
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", json_line(&v))?;
     } else {
         let mut detail = e.detail.clone().unwrap_or_default();
         if !e.notes.is_empty() {
@@ -142,14 +189,14 @@ fn print_row(out: &mut impl Write, row: &Row, as_json: bool) -> anyhow::Result<(
         writeln!(
             out,
             "{:<24} {:<10} {:<6} {:<40} {:<4} {:<14} {:>6}  {}",
-            e.at,
-            row.tenant.as_deref().unwrap_or("-"),
-            e.method,
-            e.path,
+            printable(&e.at),
+            printable(row.tenant.as_deref().unwrap_or("-")),
+            printable(&e.method),
+            printable(&e.path),
             e.status,
-            e.scim_type.as_deref().unwrap_or("-"),
+            printable(e.scim_type.as_deref().unwrap_or("-")),
             e.duration_ms,
-            detail
+            printable(&detail)
         )?;
     }
     Ok(())
@@ -158,6 +205,21 @@ fn print_row(out: &mut impl Write, row: &Row, as_json: bool) -> anyhow::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_written_out_in_the_table_and_escaped_in_json() {
+        let hostile = "a\u{1b}]0;pwned\u{7}\n\r\u{7f}\u{9b}31m\u{202e}z";
+        assert_eq!(
+            printable(hostile),
+            "a\\x1b]0;pwned\\x07\\x0a\\x0d\\x7f\\u{9b}31m\\u{202e}z"
+        );
+        assert_eq!(printable("plain / ünïcode"), "plain / ünïcode");
+        let v = json!({ "detail": hostile });
+        let line = json_line(&v);
+        assert!(!line.chars().any(is_terminal_control), "{line}");
+        let back: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, v, "the JSON still says exactly what was sent");
+    }
 
     #[test]
     fn since_and_status_parse() {

@@ -74,6 +74,7 @@ fn load_config(explicit: Option<&Path>) -> anyhow::Result<Config> {
 
 /// Open the database for a CLI command. Files the command creates as root inside a data dir
 /// owned by the service user are handed to that user, so the service can still write them.
+/// `store::open_connection` never reaches the database through a symbolic link.
 pub(crate) fn open_db(config: &Config) -> anyhow::Result<Connection> {
     crate::fsutil::ensure_data_dir(&config.data_dir)?;
     let conn = crate::store::open_connection(&config.database_path())?;
@@ -81,30 +82,53 @@ pub(crate) fn open_db(config: &Config) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
+/// The files of the data directory a CLI run as root may create or replace: the signing key,
+/// the database with its side files, and what `restore` leaves.
+fn owned_files(config: &Config) -> Vec<String> {
+    let name = |p: PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let db = name(config.database_path());
+    let mut names = vec![name(config.signing_key_path()), db.clone()];
+    names.extend(
+        crate::fsutil::DATABASE_SIDE_FILES
+            .iter()
+            .map(|suffix| format!("{db}{suffix}")),
+    );
+    names.push(format!("{db}{}", crate::store::backup::BEFORE_RESTORE));
+    names
+}
+
+/// When run as root on a data dir another user owns (the service account), give that user the
+/// files root created there. The service account can plant anything under those names, so
+/// `fsutil::hand_over` gives only regular files root owns, opened without following links, and
+/// never the target of a link; what it refuses is said on stderr.
 pub(crate) fn hand_over_to_owner(config: &Config) {
     let running_as_root = std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false);
-    let Ok(dir) = std::fs::metadata(&config.data_dir) else {
-        return;
-    };
-    if !running_as_root || dir.uid() == 0 {
+    if !running_as_root {
         return;
     }
-    let db = config.database_path();
-    let mut files = vec![config.signing_key_path(), db.clone()];
-    for suffix in ["-wal", "-shm"] {
-        let mut p = db.clone().into_os_string();
-        p.push(suffix);
-        files.push(PathBuf::from(p));
-    }
-    for f in files.iter().filter(|f| f.exists()) {
-        if let Err(e) = std::os::unix::fs::chown(f, Some(dir.uid()), Some(dir.gid())) {
-            eprintln!(
-                "warning: cannot hand {} to the data directory's owner: {e}",
-                f.display()
-            );
+    let names = owned_files(config);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    match crate::fsutil::hand_over(&config.data_dir, &names) {
+        Ok(outcome) => {
+            for (name, what) in outcome {
+                if let crate::fsutil::HandOver::Refused(why) = what {
+                    eprintln!(
+                        "warning: left {} as it is instead of handing it to the data directory's owner: {why}",
+                        config.data_dir.join(name).display()
+                    );
+                }
+            }
         }
+        Err(e) => eprintln!(
+            "warning: cannot hand files in {} to the data directory's owner: {e:#}",
+            config.data_dir.display()
+        ),
     }
 }
 

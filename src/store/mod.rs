@@ -198,10 +198,29 @@ pub fn pending_migration(path: &Path) -> Option<(usize, usize)> {
     (current != 0 && current < latest).then_some((current, latest))
 }
 
+/// The database file as SQLite must open it. Private whoever creates it: SQLite would create it
+/// 0644 less the umask, world-readable under a root shell's 022 (see
+/// `fsutil::prepare_database_files`). And never through a symbolic link in its own name: a CLI
+/// run as root must not create or migrate a database wherever a link the service account planted
+/// points. A data directory that is itself a link (an administrator's) is resolved first, since
+/// `SQLITE_OPEN_NOFOLLOW` refuses a link anywhere in the path.
+pub(crate) fn open_database_file(path: &Path) -> anyhow::Result<Connection> {
+    crate::fsutil::prepare_database_files(path)?;
+    let real = match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) if !dir.as_os_str().is_empty() => dir
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?
+            .join(name),
+        _ => path.to_path_buf(),
+    };
+    let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    Connection::open_with_flags(&real, flags)
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))
+}
+
 /// Open (creating if needed) the database file, apply pragmas and migrations.
 pub fn open_connection(path: &Path) -> anyhow::Result<Connection> {
-    let mut conn = Connection::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    let mut conn = open_database_file(path)?;
     let setup = |conn: &Connection| -> rusqlite::Result<()> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -4,6 +4,7 @@
 //! nothing changed for the victim. SECURITY.md maps the threat model onto these tests.
 
 mod flood;
+mod files;
 mod input;
 mod tenants;
 mod tokens;
