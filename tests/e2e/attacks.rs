@@ -3,8 +3,8 @@
 //! input. Each test asserts what the attacker sees (status, body, connection state) and that
 //! nothing changed for the victim. SECURITY.md maps the threat model onto these tests.
 
-mod flood;
 mod files;
+mod flood;
 mod input;
 mod tenants;
 mod tokens;
