@@ -139,7 +139,9 @@ impl Scopes {
     /// Space-separated names; None if one is unknown. Empty text is the empty set.
     pub fn parse(text: &str) -> Option<Scopes> {
         text.split_whitespace()
-            .try_fold(Scopes::default(), |set, word| Some(set.with(Scope::parse(word)?)))
+            .try_fold(Scopes::default(), |set, word| {
+                Some(set.with(Scope::parse(word)?))
+            })
     }
 }
 
@@ -236,6 +238,22 @@ impl FromSql for Timestamp {
         let text = value.as_str()?;
         Timestamp::parse(text)
             .ok_or_else(|| FromSqlError::Other(format!("not an RFC 3339 time: {text:?}").into()))
+    }
+}
+
+/// Stored as its OAuth text (`tokens.scopes`, `clients.scopes`): `"scim feed.read"`.
+impl ToSql for Scopes {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+/// An unknown scope name in the database is an error, never a silently smaller set.
+impl FromSql for Scopes {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Scopes::parse(text)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown scope in {text:?}").into()))
     }
 }
 
