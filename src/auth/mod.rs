@@ -9,6 +9,8 @@
 //! who the token says it is. Only `Claimed::confirm`, the database check, makes a `Principal`,
 //! and handlers and the writer accept nothing else: a request cannot read or write on a claim.
 
+pub mod secrets;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
