@@ -331,7 +331,16 @@ mod tests {
         let other = crate::store::tenants::create(&conn, "other", None).unwrap();
         let id = TokenId::new("tok-1");
         let now = crate::domain::Timestamp::now();
-        tokens::insert(&conn, &id, &acme.id, None, now, None).unwrap();
+        tokens::insert(
+            &conn,
+            &id,
+            &acme.id,
+            None,
+            now,
+            None,
+            crate::domain::Scopes::SCIM,
+        )
+        .unwrap();
         let claim = |tenant: &TenantId, token: &str| Claimed {
             tenant: tenant.clone(),
             token: TokenId::new(token),

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::auth::{unix_now, Claims, SigningKey};
 use crate::config::Config;
-use crate::domain::{Timestamp, TokenId};
+use crate::domain::{Scopes, Timestamp, TokenId};
 use crate::store::{tenants, tokens};
 
 #[derive(Debug, Subcommand)]
@@ -45,7 +45,14 @@ pub fn run(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             expires_in_days,
         } => {
             let key = super::signing_key(config, &conn)?;
-            let (id, token) = issue(&conn, &key, &tenant, label.as_deref(), expires_in_days)?;
+            let (id, token) = issue(
+                &conn,
+                &key,
+                &tenant,
+                label.as_deref(),
+                expires_in_days,
+                Scopes::SCIM,
+            )?;
             eprintln!("issued token {id} for tenant {tenant}");
             println!("{token}");
         }
@@ -90,6 +97,7 @@ pub(crate) fn issue(
     tenant: &str,
     label: Option<&str>,
     days: Option<u32>,
+    scopes: Scopes,
 ) -> anyhow::Result<(TokenId, String)> {
     let t = tenants::get_by_name(conn, tenant)?.with_context(|| {
         format!(
@@ -103,7 +111,15 @@ pub(crate) fn issue(
         Ok(time::OffsetDateTime::from_unix_timestamp(secs)?.into())
     };
     let token = key.issue(&Claims::new(id.to_string(), t.id.to_string(), iat, exp))?;
-    tokens::insert(conn, &id, &t.id, label, at(iat)?, exp.map(at).transpose()?)?;
+    tokens::insert(
+        conn,
+        &id,
+        &t.id,
+        label,
+        at(iat)?,
+        exp.map(at).transpose()?,
+        scopes,
+    )?;
     Ok((id, token))
 }
 
