@@ -395,3 +395,40 @@ fn token_issue_scope_is_stored_with_the_token_and_defaults_to_scim() {
         "{list}"
     );
 }
+
+#[test]
+fn stats_shows_each_tenants_clients_and_secrets_expiring_soon() {
+    let server = server_with_tenant("acme");
+    let v = create_json(
+        &server,
+        "acme",
+        &["--label", "entra", "--secret-expires-in-days", "10"],
+    );
+    let later = json_cli(
+        &server,
+        &["client", "secret", "add", s(&v, "client_id"), "--json"],
+    );
+    let (ok, out, err) = server.cli(&["stats", "--tenant", "acme"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "client {} [entra] scopes: scim",
+            s(&v, "client_id")
+        )),
+        "{out}"
+    );
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line(s(&v, "secret_id")).contains("EXPIRES SOON"), "{out}");
+    assert!(
+        !line(s(&later, "secret_id")).contains("EXPIRES SOON"),
+        "{out}"
+    );
+    for x in [&v, &later] {
+        assert!(!out.contains(s(x, "client_secret").split_once('.').unwrap().1));
+    }
+}
