@@ -63,6 +63,99 @@ text_id!(
     ResourceId
 );
 
+text_id!(
+    /// An OAuth client's id (`clients.id`, the `client_id` Entra sends): not a secret.
+    ClientId
+);
+
+text_id!(
+    /// A client secret's id (`client_secrets.id`): names one secret of a client, for rotation
+    /// and revocation, and is the part of the secret before its first `.`.
+    SecretId
+);
+
+/// What a credential may do. `scim`: read and write the tenant's directory over SCIM (what
+/// Entra needs). `feed.read`: read the change feed (and GET SCIM resources), never write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    Scim,
+    FeedRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 2] = [Scope::Scim, Scope::FeedRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Scim => "scim",
+            Scope::FeedRead => "feed.read",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A set of scopes, written as OAuth does: space-separated names (`"scim feed.read"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Scopes {
+    scim: bool,
+    feed_read: bool,
+}
+
+impl Scopes {
+    pub const SCIM: Scopes = Scopes {
+        scim: true,
+        feed_read: false,
+    };
+
+    pub fn contains(self, scope: Scope) -> bool {
+        match scope {
+            Scope::Scim => self.scim,
+            Scope::FeedRead => self.feed_read,
+        }
+    }
+
+    pub fn with(mut self, scope: Scope) -> Scopes {
+        match scope {
+            Scope::Scim => self.scim = true,
+            Scope::FeedRead => self.feed_read = true,
+        }
+        self
+    }
+
+    pub fn is_empty(self) -> bool {
+        !self.scim && !self.feed_read
+    }
+
+    /// Every scope of `self` is in `other`.
+    pub fn is_subset(self, other: Scopes) -> bool {
+        Scope::ALL
+            .into_iter()
+            .all(|s| !self.contains(s) || other.contains(s))
+    }
+
+    /// Space-separated names; None if one is unknown. Empty text is the empty set.
+    pub fn parse(text: &str) -> Option<Scopes> {
+        text.split_whitespace()
+            .try_fold(Scopes::default(), |set, word| {
+                Some(set.with(Scope::parse(word)?))
+            })
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Scope::ALL
+            .into_iter()
+            .filter(|s| self.contains(*s))
+            .map(Scope::as_str)
+            .collect();
+        f.write_str(&names.join(" "))
+    }
+}
+
 /// A resource's version: `meta.version` and the `ETag` header render it as `W/"n"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Version(pub i64);
@@ -148,6 +241,22 @@ impl FromSql for Timestamp {
     }
 }
 
+/// Stored as its OAuth text (`tokens.scopes`, `clients.scopes`): `"scim feed.read"`.
+impl ToSql for Scopes {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.to_string()))
+    }
+}
+
+/// An unknown scope name in the database is an error, never a silently smaller set.
+impl FromSql for Scopes {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Scopes::parse(text)
+            .ok_or_else(|| FromSqlError::Other(format!("unknown scope in {text:?}").into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +267,15 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-03-04T03:06:07.891Z");
         assert_eq!(Timestamp::parse(&t.to_rfc3339()), Some(t));
         assert!(Timestamp::parse("yesterday").is_none());
+    }
+
+    #[test]
+    fn scopes_parse_and_print_as_oauth_writes_them() {
+        let both = Scopes::parse("feed.read  scim").unwrap();
+        assert_eq!(both.to_string(), "scim feed.read");
+        assert!(Scopes::SCIM.is_subset(both) && !both.is_subset(Scopes::SCIM));
+        assert_eq!(Scopes::parse(""), Some(Scopes::default()));
+        assert_eq!(Scopes::parse("scim admin"), None);
     }
 
     #[test]

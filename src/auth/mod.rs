@@ -9,6 +9,8 @@
 //! who the token says it is. Only `Claimed::confirm`, the database check, makes a `Principal`,
 //! and handlers and the writer accept nothing else: a request cannot read or write on a claim.
 
+pub mod secrets;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -329,7 +331,16 @@ mod tests {
         let other = crate::store::tenants::create(&conn, "other", None).unwrap();
         let id = TokenId::new("tok-1");
         let now = crate::domain::Timestamp::now();
-        tokens::insert(&conn, &id, &acme.id, None, now, None).unwrap();
+        tokens::insert(
+            &conn,
+            &id,
+            &acme.id,
+            None,
+            now,
+            None,
+            crate::domain::Scopes::SCIM,
+        )
+        .unwrap();
         let claim = |tenant: &TenantId, token: &str| Claimed {
             tenant: tenant.clone(),
             token: TokenId::new(token),

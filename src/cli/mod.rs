@@ -5,6 +5,7 @@
 
 mod backup;
 mod check_config;
+mod client;
 mod log;
 mod serve;
 mod stats;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Issue, list and revoke the secret tokens Entra ID presents
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// OAuth clients for Entra's client-credentials grant: create, list, secrets, revoke
+    #[command(subcommand)]
+    Client(client::ClientCommand),
     /// Print the effective configuration and check that it is usable
     CheckConfig,
     /// Show the provisioning log: what Entra ID sent and what was answered
@@ -60,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(cli.config.as_deref(), args),
         Command::Tenant(cmd) => tenant::run(&load_config(cli.config.as_deref())?, cmd),
         Command::Token(cmd) => token::run(&load_config(cli.config.as_deref())?, cmd),
+        Command::Client(cmd) => client::run(&load_config(cli.config.as_deref())?, cmd),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
         Command::Log(args) => log::run(&load_config(cli.config.as_deref())?, args),
         Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),

@@ -228,7 +228,14 @@ fn print_dev_credentials(config: &Config, key: &SigningKey) -> anyhow::Result<()
     if tenants::get_by_name(&conn, "dev")?.is_none() {
         tenants::create(&conn, "dev", None)?;
     }
-    let (_, token) = super::token::issue(&conn, key, "dev", Some("serve --dev"), None)?;
+    let (_, token) = super::token::issue(
+        &conn,
+        key,
+        "dev",
+        Some("serve --dev"),
+        None,
+        crate::domain::Scopes::SCIM,
+    )?;
     let url = format!(
         "https://localhost:{}{}/",
         config.listen_addr()?.port(),

@@ -1,4 +1,5 @@
-//! `stats`: the directory and its traffic at a glance, per tenant.
+//! `stats`: the directory and its traffic at a glance, per tenant: counts, requests, and the
+//! credentials (tokens, OAuth clients and their secrets) with what expires soon.
 
 use anyhow::Context;
 use clap::Args;
@@ -59,6 +60,30 @@ pub fn run(config: &Config, args: StatsArgs) -> anyhow::Result<()> {
                 token.label.as_deref().unwrap_or("-"),
                 token.last_request.as_deref().unwrap_or("never")
             );
+        }
+        let soon_at = crate::domain::Timestamp::from(now + time::Duration::days(30));
+        let now_at = crate::domain::Timestamp::from(now);
+        for client in stats::client_uses(&conn, &t.id)? {
+            println!(
+                "  client {} [{}] scopes: {} last request: {}{}",
+                client.id,
+                client.label.as_deref().unwrap_or("-"),
+                client.scopes,
+                client.last_request.as_deref().unwrap_or("never"),
+                if client.revoked { " REVOKED" } else { "" }
+            );
+            for secret in &client.secrets {
+                let state = if secret.revoked {
+                    " REVOKED"
+                } else if secret.expires <= now_at {
+                    " EXPIRED"
+                } else if secret.expires <= soon_at {
+                    " EXPIRES SOON"
+                } else {
+                    ""
+                };
+                println!("    secret {} expires {}{state}", secret.id, secret.expires);
+            }
         }
     }
     Ok(())

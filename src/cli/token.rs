@@ -1,14 +1,15 @@
 //! `token issue`, `token list`, `token revoke`. The token is printed once, as the last line of
-//! stdout, and never stored: the database keeps only its id.
+//! stdout, and never stored: the database keeps only its id and its scopes (`--scope`).
 
 use anyhow::{bail, Context};
 use base64::Engine;
 use clap::Subcommand;
 use rusqlite::Connection;
 
+use super::client::{scope_set, ScopeArg};
 use crate::auth::{unix_now, Claims, SigningKey};
 use crate::config::Config;
-use crate::domain::{Timestamp, TokenId};
+use crate::domain::{Scopes, Timestamp, TokenId};
 use crate::store::{tenants, tokens};
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +24,10 @@ pub enum TokenCommand {
         /// Expire the token after N days (default: never; Entra quarantines on expiry, so plan renewal)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
         expires_in_days: Option<u32>,
+        /// What the token may do (repeat for both): scim = read and write the directory,
+        /// feed.read = read only
+        #[arg(long = "scope", value_name = "SCOPE", default_value = "scim")]
+        scopes: Vec<ScopeArg>,
     },
     /// List tokens (never shows the token itself)
     List {
@@ -43,10 +48,19 @@ pub fn run(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             tenant,
             label,
             expires_in_days,
+            scopes,
         } => {
             let key = super::signing_key(config, &conn)?;
-            let (id, token) = issue(&conn, &key, &tenant, label.as_deref(), expires_in_days)?;
-            eprintln!("issued token {id} for tenant {tenant}");
+            let scopes = scope_set(&scopes);
+            let (id, token) = issue(
+                &conn,
+                &key,
+                &tenant,
+                label.as_deref(),
+                expires_in_days,
+                scopes,
+            )?;
+            eprintln!("issued token {id} for tenant {tenant} (scopes: {scopes})");
             println!("{token}");
         }
         TokenCommand::List { tenant } => {
@@ -56,12 +70,12 @@ pub fn run(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                 }
             }
             println!(
-                "{:<36}  {:<16}  {:<16}  {:<24}  {:<24}  {:<24}  LAST USED",
-                "ID", "TENANT", "LABEL", "CREATED", "EXPIRES", "REVOKED"
+                "{:<36}  {:<16}  {:<16}  {:<24}  {:<24}  {:<24}  {:<24}  SCOPES",
+                "ID", "TENANT", "LABEL", "CREATED", "EXPIRES", "REVOKED", "LAST USED"
             );
             for t in tokens::list(&conn, tenant.as_deref())? {
                 println!(
-                    "{:<36}  {:<16}  {:<16}  {:<24}  {:<24}  {:<24}  {}",
+                    "{:<36}  {:<16}  {:<16}  {:<24}  {:<24}  {:<24}  {:<24}  {}",
                     t.id,
                     t.tenant_name,
                     t.label.as_deref().unwrap_or("-"),
@@ -69,6 +83,7 @@ pub fn run(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                     t.expires.map_or("never".into(), |e| e.to_string()),
                     t.revoked.map_or("-".into(), |r| r.to_string()),
                     t.last_used.map_or("never".into(), |u| u.to_string()),
+                    t.scopes,
                 );
             }
         }
@@ -90,6 +105,7 @@ pub(crate) fn issue(
     tenant: &str,
     label: Option<&str>,
     days: Option<u32>,
+    scopes: Scopes,
 ) -> anyhow::Result<(TokenId, String)> {
     let t = tenants::get_by_name(conn, tenant)?.with_context(|| {
         format!(
@@ -103,7 +119,15 @@ pub(crate) fn issue(
         Ok(time::OffsetDateTime::from_unix_timestamp(secs)?.into())
     };
     let token = key.issue(&Claims::new(id.to_string(), t.id.to_string(), iat, exp))?;
-    tokens::insert(conn, &id, &t.id, label, at(iat)?, exp.map(at).transpose()?)?;
+    tokens::insert(
+        conn,
+        &id,
+        &t.id,
+        label,
+        at(iat)?,
+        exp.map(at).transpose()?,
+        scopes,
+    )?;
     Ok((id, token))
 }
 

@@ -6,6 +6,7 @@
 //! file directly (`open_connection`) — WAL and `busy_timeout` make that safe while a server runs.
 
 pub mod backup;
+pub mod clients;
 pub mod health;
 pub mod query;
 mod readers;
@@ -170,7 +171,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 4;
+const MIGRATION_COUNT: usize = 5;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -178,6 +179,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0002_request_log.sql")),
         M::up(include_str!("../../migrations/0003_lean_indexes.sql")),
         M::up(include_str!("../../migrations/0004_tenant_keys.sql")).foreign_key_check(),
+        M::up(include_str!("../../migrations/0005_oauth_clients.sql")),
     ])
 }
 

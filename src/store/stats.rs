@@ -6,7 +6,7 @@ use rusqlite::{params, Connection};
 
 use super::resources::Stored;
 use super::Result;
-use crate::domain::TenantId;
+use crate::domain::{TenantId, Timestamp};
 use crate::scim::schema::ResourceKind;
 
 /// What `/metrics` reads from the database at scrape time.
@@ -132,6 +132,58 @@ pub fn token_uses(conn: &Connection, tenant_id: &TenantId) -> Result<Vec<TokenUs
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// A tenant's OAuth client as `stats` shows it: when it last made a logged request (the
+/// provisioning log names a client's requests by its id) and its secrets' expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientUse {
+    pub id: String,
+    pub label: Option<String>,
+    pub scopes: String,
+    pub revoked: bool,
+    pub last_request: Option<String>,
+    pub secrets: Vec<SecretUse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretUse {
+    pub id: String,
+    pub expires: Timestamp,
+    pub revoked: bool,
+}
+
+pub fn client_uses(conn: &Connection, tenant_id: &TenantId) -> Result<Vec<ClientUse>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.id, c.label, c.scopes, c.revoked IS NOT NULL, \
+         (SELECT max(at) FROM request_log l WHERE l.token_id = c.id), \
+         s.id, s.expires, s.revoked IS NOT NULL \
+         FROM clients c LEFT JOIN client_secrets s ON s.client_id = c.id \
+         WHERE c.tenant_id = ?1 ORDER BY c.rowid, s.rowid",
+    )?;
+    let mut rows = stmt.query([tenant_id])?;
+    let mut out: Vec<ClientUse> = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        if out.last().is_none_or(|c| c.id != id) {
+            out.push(ClientUse {
+                id,
+                label: r.get(1)?,
+                scopes: r.get(2)?,
+                revoked: r.get(3)?,
+                last_request: r.get(4)?,
+                secrets: Vec::new(),
+            });
+        }
+        if let (Some(secret), Some(client)) = (r.get::<_, Option<String>>(5)?, out.last_mut()) {
+            client.secrets.push(SecretUse {
+                id: secret,
+                expires: r.get(6)?,
+                revoked: r.get(7)?,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// How many members a group has (an index range count: cheap next to fetching them).

@@ -5,6 +5,7 @@
 mod attacks;
 mod auth;
 mod cli;
+mod clients;
 mod crash;
 mod discovery;
 mod entra;
