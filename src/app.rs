@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::auth::grant::Granter;
 use crate::auth::SigningKey;
 use crate::budget::{TenantReads, WindowCounter};
 use crate::config::{Config, Settings};
@@ -41,6 +42,8 @@ pub struct App {
     pub anonymous_log_total: WindowCounter,
     /// Concurrent data-sized reads per tenant.
     pub tenant_reads: TenantReads,
+    /// The OAuth client-credentials grant and its argon2 budgets.
+    pub granter: Granter,
     /// Set once the TLS certificate (if any) is loaded and the listener is bound.
     pub ready: AtomicBool,
     last_touch: Mutex<HashMap<String, Instant>>,
@@ -60,6 +63,7 @@ impl App {
             anonymous_log: WindowCounter::new(config.limits.anonymous_log_per_minute, MINUTE),
             anonymous_log_total: WindowCounter::new(ANONYMOUS_LOG_PER_MINUTE_TOTAL, MINUTE),
             tenant_reads: TenantReads::new(config.limits.reads_per_tenant),
+            granter: Granter::new(),
             config,
             settings,
             store,

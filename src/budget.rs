@@ -19,15 +19,16 @@ use crate::domain::TenantId;
 /// Addresses (or tenants) a budget remembers at most.
 const MAX_TRACKED: usize = 100_000;
 
-/// A count per address in fixed windows: "at most `limit` per `window`".
-pub struct WindowCounter {
+/// A count per key (an address, or an address and a client id) in fixed windows: "at most
+/// `limit` per `window`".
+pub struct WindowCounter<K = IpAddr> {
     window: Duration,
     limit: u32,
-    counts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    counts: Mutex<HashMap<K, (Instant, u32)>>,
 }
 
-impl WindowCounter {
-    pub fn new(limit: u32, window: Duration) -> WindowCounter {
+impl<K: std::hash::Hash + Eq + Clone> WindowCounter<K> {
+    pub fn new(limit: u32, window: Duration) -> WindowCounter<K> {
         WindowCounter {
             window,
             limit,
@@ -36,28 +37,28 @@ impl WindowCounter {
     }
 
     /// Whether `addr` has used up its budget in the current window (counts nothing).
-    pub fn exhausted(&self, addr: IpAddr) -> bool {
+    pub fn exhausted(&self, addr: &K) -> bool {
         let Ok(counts) = self.counts.lock() else {
             return false;
         };
         counts
-            .get(&addr)
+            .get(addr)
             .is_some_and(|(start, n)| start.elapsed() < self.window && *n >= self.limit)
     }
 
     /// Count one for `addr`; true while it is within its budget (this one included).
-    pub fn take(&self, addr: IpAddr) -> bool {
+    pub fn take(&self, addr: &K) -> bool {
         let Ok(mut counts) = self.counts.lock() else {
             return true;
         };
         let now = Instant::now();
-        if counts.len() >= MAX_TRACKED && !counts.contains_key(&addr) {
+        if counts.len() >= MAX_TRACKED && !counts.contains_key(addr) {
             counts.retain(|_, (start, _)| now.duration_since(*start) < self.window);
             if counts.len() >= MAX_TRACKED {
                 counts.clear();
             }
         }
-        let entry = counts.entry(addr).or_insert((now, 0));
+        let entry = counts.entry(addr.clone()).or_insert((now, 0));
         if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
@@ -157,12 +158,12 @@ mod tests {
     #[test]
     fn a_window_counts_per_address_and_starts_over() {
         let c = WindowCounter::new(2, Duration::from_millis(50));
-        assert!(c.take(ip(1)) && c.take(ip(1)));
-        assert!(!c.take(ip(1)));
-        assert!(c.exhausted(ip(1)));
-        assert!(!c.exhausted(ip(2)) && c.take(ip(2)));
+        assert!(c.take(&ip(1)) && c.take(&ip(1)));
+        assert!(!c.take(&ip(1)));
+        assert!(c.exhausted(&ip(1)));
+        assert!(!c.exhausted(&ip(2)) && c.take(&ip(2)));
         std::thread::sleep(Duration::from_millis(60));
-        assert!(!c.exhausted(ip(1)) && c.take(ip(1)));
+        assert!(!c.exhausted(&ip(1)) && c.take(&ip(1)));
     }
 
     #[test]

@@ -27,6 +27,15 @@ pub struct Config {
     pub admin: AdminConfig,
     pub limits: LimitsConfig,
     pub backup: BackupConfig,
+    pub oauth: OAuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Seconds an access token from `/oauth2/token` is valid (3600..=21600: Microsoft's gallery
+    /// asks for 60 minutes to 6 hours).
+    pub access_token_lifetime_secs: u64,
 }
 
 /// What `Config::settings` parsed out of the file's text fields.
@@ -197,6 +206,9 @@ impl Default for Config {
                 interval_hours: 24,
                 keep: 7,
             },
+            oauth: OAuthConfig {
+                access_token_lifetime_secs: 3600,
+            },
         }
     }
 }
@@ -285,6 +297,12 @@ impl Config {
             || l.request_timeout_secs == 0
         {
             bail!("limits.*_timeout_secs must be at least 1");
+        }
+        let lifetime = self.oauth.access_token_lifetime_secs;
+        if !(3600..=21600).contains(&lifetime) {
+            bail!(
+                "oauth.access_token_lifetime_secs must be between 3600 and 21600 (got {lifetime})"
+            );
         }
         let backup_dir = (!self.backup.dir.is_empty()).then(|| PathBuf::from(&self.backup.dir));
         if backup_dir.is_some() && (self.backup.interval_hours == 0 || self.backup.keep == 0) {

@@ -129,6 +129,14 @@ impl Scopes {
         !self.scim && !self.feed_read
     }
 
+    /// The scopes in both sets.
+    pub fn intersection(self, other: Scopes) -> Scopes {
+        Scope::ALL
+            .into_iter()
+            .filter(|s| self.contains(*s) && other.contains(*s))
+            .fold(Scopes::default(), Scopes::with)
+    }
+
     /// Every scope of `self` is in `other`.
     pub fn is_subset(self, other: Scopes) -> bool {
         Scope::ALL

@@ -27,6 +27,8 @@ pub struct Target {
     pub addr: SocketAddr,
     connector: TlsConnector,
     token: Option<Arc<str>>,
+    /// The local address connections come from (loopback is all of 127/8): another client.
+    local: Option<std::net::IpAddr>,
 }
 
 impl Target {
@@ -47,7 +49,16 @@ impl Target {
             addr,
             connector: TlsConnector::from(Arc::new(config)),
             token: None,
+            local: None,
         })
+    }
+
+    /// The same target, with connections from `local` (e.g. 127.0.0.3: an attacker's address).
+    pub fn from(&self, local: std::net::IpAddr) -> Target {
+        Target {
+            local: Some(local),
+            ..self.clone()
+        }
     }
 
     pub fn with_token(&self, token: &str) -> Target {
@@ -59,7 +70,14 @@ impl Target {
 
     /// One TCP + TLS connection with an HTTP/1.1 handshake.
     pub async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
-        let tcp = TcpStream::connect(self.addr).await?;
+        let tcp = match self.local {
+            None => TcpStream::connect(self.addr).await?,
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(ip, 0))?;
+                socket.connect(self.addr).await?
+            }
+        };
         tcp.set_nodelay(true)?;
         let name = ServerName::try_from("localhost")?;
         let tls = self.connector.connect(name, tcp).await?;

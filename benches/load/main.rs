@@ -35,14 +35,27 @@ usage: scripts/bench [--users N] [--quick] [--duration SECS] [--warmup SECS]
   --duration SECS    measured seconds per phase (default 10)
   --warmup SECS      unmeasured seconds before each phase (default 2)
   --connections C    concurrent keep-alive connections (default 64)
-  --phases LIST      comma-separated subset of: ceiling,p1,get_user,get_group,walk,p3,p2
+  --phases LIST      comma-separated subset of: ceiling,p1,attack,get_user,get_group,walk,p3,p2
   --reuse-seed       reuse target/bench/seed-N when it matches (default: seed afresh)
   --server-bin PATH  measure another build of grouptalk-scim (default: this release build)
   --out FILE         JSON results (default target/bench/results.json)
   --work DIR         seeds, the run's data dir and logs (default target/bench)";
 
 const BASE: &str = "/api/scim";
-const ALL_PHASES: [&str; 7] = ["ceiling", "p1", "get_user", "get_group", "walk", "p3", "p2"];
+const ALL_PHASES: [&str; 8] = [
+    "ceiling",
+    "p1",
+    "attack",
+    "get_user",
+    "get_group",
+    "walk",
+    "p3",
+    "p2",
+];
+/// The attack phase: connections from another loopback address sending bad tokens as fast as
+/// they can, while P1 is measured from the usual address.
+const ATTACKER: [u8; 4] = [127, 0, 0, 3];
+const ATTACK_CONNECTIONS: usize = 32;
 
 struct Args {
     users: usize,
@@ -245,6 +258,20 @@ async fn run(args: Args) -> Result<()> {
             &o,
         ));
     }
+    if wants("attack") {
+        let attacker = anon.from(ATTACKER.into()).with_token("not-a-token");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = tokio::spawn(flood(attacker, ATTACK_CONNECTIONS, stop.clone()));
+        let o = measure(&scim, phases.p1.clone(), 200).await?;
+        stop.store(true, Ordering::Relaxed);
+        let (sent, throttled) = flood.await??;
+        eprintln!("attack: the attacker sent {sent} requests, {throttled} answered 429");
+        report.phase(PhaseResult::new(
+            "attack",
+            "P1 while 127.0.0.3 floods bad tokens (32 conns)",
+            &o,
+        ));
+    }
     if wants("get_user") {
         let o = measure(&scim, phases.get_user.clone(), 200).await?;
         report.phase(PhaseResult::new("get_user", "GET /Users/{id}", &o));
@@ -381,6 +408,46 @@ fn rss_sampler(pid: u32) -> (tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
         }
     });
     (task, peak)
+}
+
+/// The attacker of the attack phase: `connections` keep-alive connections sending requests
+/// with a bad token until `stop`, reconnecting when the server closes one. Returns how many it
+/// sent and how many were answered 429.
+async fn flood(
+    attacker: Target,
+    connections: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(u64, u64)> {
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (attacker, stop) = (attacker.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut sent, mut throttled) = (0u64, 0u64);
+            let req = Req::get(format!("{BASE}/Users"));
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut sender) = attacker.connect().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    match attacker.send(&mut sender, &req).await {
+                        Ok((status, _)) => {
+                            sent += 1;
+                            throttled += u64::from(status == 429);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            (sent, throttled)
+        }));
+    }
+    let mut total = (0, 0);
+    for t in tasks {
+        let (s, t) = t.await?;
+        total = (total.0 + s, total.1 + t);
+    }
+    Ok(total)
 }
 
 /// The request makers of every phase.

@@ -19,11 +19,13 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+pub mod grant;
+
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{TenantId, TokenId};
-use crate::store::{self, tokens};
+use crate::domain::{ClientId, Scope, Scopes, SecretId, TenantId, TokenId};
+use crate::store::{self, clients, tokens};
 
 const KEY_LEN: usize = 64;
 const ISSUER: &str = "grouptalk-scim";
@@ -39,6 +41,14 @@ pub struct Claims {
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
+    /// Access tokens only: the client, the secret it was issued with, and its scopes
+    /// (space-separated). A bearer token has none of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// How many verified tokens `SigningKey` remembers. A tenant has one or two tokens in use; when
@@ -110,9 +120,19 @@ impl SigningKey {
     /// The signature half of authentication: who the token says it is.
     pub fn claim(&self, token: &str, now: i64) -> Result<Claimed, TokenError> {
         let claims = self.verify(token, now)?;
+        let credential = match (claims.cid, claims.sid) {
+            (None, None) => Credential::Token(TokenId::new(claims.jti)),
+            (Some(client), Some(secret)) => Credential::Client {
+                client: ClientId::new(client),
+                secret: SecretId::new(secret),
+                granted: Scopes::parse(claims.scope.as_deref().unwrap_or(""))
+                    .ok_or(TokenError::Invalid)?,
+            },
+            _ => return Err(TokenError::Invalid),
+        };
         Ok(Claimed {
             tenant: TenantId::new(claims.tid),
-            token: TokenId::new(claims.jti),
+            credential,
         })
     }
 
@@ -169,7 +189,12 @@ fn token_digest(token: &str) -> [u8; 32] {
 
 fn check_time(claims: Claims, now: i64) -> Result<Claims, TokenError> {
     if claims.exp.is_some_and(|exp| exp <= now) {
-        return Err(TokenError::Expired);
+        // An OAuth client can do something about an expired access token (ask for a new
+        // one), so it is told; any other refusal stays the same generic 401.
+        return Err(match claims.cid {
+            Some(_) => TokenError::AccessTokenExpired,
+            None => TokenError::Expired,
+        });
     }
     if claims.iat > now + 300 {
         return Err(TokenError::Invalid);
@@ -185,6 +210,31 @@ impl Claims {
             tid,
             iat,
             exp,
+            cid: None,
+            sid: None,
+            scope: None,
+        }
+    }
+
+    /// The claims of an OAuth access token for `client`, issued with `secret`.
+    pub fn access(
+        tenant: &TenantId,
+        client: &ClientId,
+        secret: &SecretId,
+        scopes: Scopes,
+        iat: i64,
+        exp: i64,
+    ) -> Claims {
+        Claims {
+            cid: Some(client.to_string()),
+            sid: Some(secret.to_string()),
+            scope: Some(scopes.to_string()),
+            ..Claims::new(
+                uuid::Uuid::new_v4().to_string(),
+                tenant.to_string(),
+                iat,
+                Some(exp),
+            )
         }
     }
 }
@@ -195,6 +245,8 @@ pub enum TokenError {
     Malformed,
     Invalid,
     Expired,
+    /// An OAuth access token past its `exp`: the one refusal that says why (RFC 6750 §3.1).
+    AccessTokenExpired,
     Revoked,
     Unknown,
 }
@@ -205,6 +257,7 @@ impl TokenError {
             TokenError::Malformed => "malformed",
             TokenError::Invalid => "bad signature or claims",
             TokenError::Expired => "expired",
+            TokenError::AccessTokenExpired => "access token expired",
             TokenError::Revoked => "revoked",
             TokenError::Unknown => "unknown token id",
         }
@@ -216,7 +269,33 @@ impl TokenError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     tenant: TenantId,
-    token: TokenId,
+    credential: Credential,
+}
+
+/// The credential a token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A long-lived bearer token (`token issue`): its row in `tokens`.
+    Token(TokenId),
+    /// An OAuth access token, issued by `/oauth2/token` to a client with one of its secrets:
+    /// it stands as long as neither is revoked.
+    Client {
+        client: ClientId,
+        secret: SecretId,
+        /// What the token was granted (its `scope` claim): never more than the client has now.
+        granted: Scopes,
+    },
+}
+
+impl Credential {
+    /// The id rate limits, metrics and the provisioning log know the credential by: the
+    /// token's, or the client's (every access token of a client shares its budget).
+    pub fn id(&self) -> &str {
+        match self {
+            Credential::Token(t) => t.as_str(),
+            Credential::Client { client, .. } => client.as_str(),
+        }
+    }
 }
 
 impl Claimed {
@@ -224,45 +303,48 @@ impl Claimed {
         &self.tenant
     }
 
-    pub fn token(&self) -> &TokenId {
-        &self.token
+    pub fn credential(&self) -> &Credential {
+        &self.credential
     }
 
-    /// The database half, inside whatever transaction `conn` is in: the token id is known,
+    /// The database half, inside whatever transaction `conn` is in: the credential is known,
     /// belongs to the claimed tenant and is not revoked. The only way to make a `Principal`.
     pub fn confirm(&self, conn: &Connection) -> store::Result<Result<Principal, TokenError>> {
-        Ok(match tokens::state(conn, &self.token)? {
-            None => Err(TokenError::Unknown),
-            Some(t) if t.tenant_id != self.tenant => Err(TokenError::Invalid),
-            Some(t) if t.revoked => Err(TokenError::Revoked),
-            Some(_) => Ok(Principal {
-                tenant: self.tenant.clone(),
-                credential: self.token.clone(),
-                scopes: Scopes::SCIM,
-            }),
+        let (tenant, scopes, revoked) = match &self.credential {
+            Credential::Token(id) => match tokens::state(conn, id)? {
+                None => return Ok(Err(TokenError::Unknown)),
+                Some(t) => (t.tenant_id, t.scopes, t.revoked),
+            },
+            Credential::Client {
+                client,
+                secret,
+                granted,
+            } => match clients::access_state(conn, client, secret)? {
+                None => return Ok(Err(TokenError::Unknown)),
+                // The token's scopes, less any the client has lost since.
+                Some(a) => (a.tenant_id, granted.intersection(a.scopes), a.revoked),
+            },
+        };
+        Ok(if tenant != self.tenant {
+            Err(TokenError::Invalid)
+        } else if revoked {
+            Err(TokenError::Revoked)
+        } else {
+            Ok(Principal {
+                tenant,
+                credential: self.credential.clone(),
+                scopes,
+            })
         })
     }
-}
-
-/// What a credential may do. Every token issued today carries `scim` (read and write the
-/// tenant's directory); read-only credentials (a change feed) are the next kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scopes {
-    scim_read: bool,
-    scim_write: bool,
-}
-
-impl Scopes {
-    pub const SCIM: Scopes = Scopes {
-        scim_read: true,
-        scim_write: true,
-    };
 }
 
 /// An action a handler asks the principal about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
+    /// GET on SCIM resources: `scim` or `feed.read`.
     ReadDirectory,
+    /// Anything that changes the directory: `scim` only.
     WriteDirectory,
 }
 
@@ -272,7 +354,7 @@ pub enum Permission {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Principal {
     tenant: TenantId,
-    credential: TokenId,
+    credential: Credential,
     scopes: Scopes,
 }
 
@@ -281,14 +363,16 @@ impl Principal {
         &self.tenant
     }
 
-    pub fn credential(&self) -> &TokenId {
+    pub fn credential(&self) -> &Credential {
         &self.credential
     }
 
     pub fn may(&self, permission: Permission) -> bool {
         match permission {
-            Permission::ReadDirectory => self.scopes.scim_read,
-            Permission::WriteDirectory => self.scopes.scim_write,
+            Permission::ReadDirectory => {
+                self.scopes.contains(Scope::Scim) || self.scopes.contains(Scope::FeedRead)
+            }
+            Permission::WriteDirectory => self.scopes.contains(Scope::Scim),
         }
     }
 }
@@ -343,11 +427,11 @@ mod tests {
         .unwrap();
         let claim = |tenant: &TenantId, token: &str| Claimed {
             tenant: tenant.clone(),
-            token: TokenId::new(token),
+            credential: Credential::Token(TokenId::new(token)),
         };
         let who = claim(&acme.id, "tok-1").confirm(&conn).unwrap().unwrap();
         assert_eq!(who.tenant(), &acme.id);
-        assert_eq!(who.credential(), &id);
+        assert_eq!(who.credential(), &Credential::Token(id.clone()));
         assert!(who.may(Permission::WriteDirectory));
         assert_eq!(
             claim(&acme.id, "tok-2").confirm(&conn).unwrap(),

@@ -13,7 +13,7 @@ use hyper::HeaderMap;
 
 use super::errors::scim_error;
 use crate::app::App;
-use crate::auth::{unix_now, Claimed, Principal, TokenError};
+use crate::auth::{unix_now, Claimed, Credential, Principal, TokenError};
 use crate::domain::Timestamp;
 use crate::scim::error::ScimError;
 use crate::store::tokens;
@@ -61,8 +61,10 @@ pub async fn confirm(
 /// `last_used` update is harmless).
 pub fn accepted(app: &Arc<App>, draft: &Draft, who: &Principal) {
     draft.set_caller(who);
-    let token = who.credential();
-    app.metrics.saw_token(token.as_str());
+    app.metrics.saw_token(who.credential().id());
+    let Credential::Token(token) = who.credential() else {
+        return;
+    };
     if app.touch_due(token.as_str()) {
         let id = token.clone();
         let store = app.store.clone();

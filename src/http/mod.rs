@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod errors;
+pub mod oauth;
 pub mod resources;
 pub mod response;
 pub mod router;

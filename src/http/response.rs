@@ -52,6 +52,15 @@ pub fn error(e: &ScimError) -> Response<Body> {
     let mut resp = json(e.status, &e.to_json());
     let headers = resp.headers_mut();
     match e.status {
+        401 if *e == ScimError::access_token_expired() => {
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"grouptalk-scim\", error=\"invalid_token\", \
+                     error_description=\"The access token expired\"",
+                ),
+            );
+        }
         401 => {
             headers.insert(
                 WWW_AUTHENTICATE,

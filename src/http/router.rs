@@ -15,10 +15,11 @@ use serde_json::Value;
 
 use super::auth::{self, Refusal};
 use super::client::client_addr;
+use super::oauth;
 use super::resources::{self, Ctx, Handled};
 use super::response::{self, Body};
 use crate::app::App;
-use crate::auth::{Claimed, Principal, TokenError};
+use crate::auth::{Claimed, Permission, Principal, TokenError};
 use crate::scim::discovery;
 use crate::scim::error::ScimError;
 use crate::scim::list;
@@ -82,12 +83,14 @@ pub async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: IpAddr) -> 
     if route != "health" && !draft.is_logged() {
         entry.status = status;
         entry.scim_type = scim_type.map(str::to_string);
-        entry.detail = error.as_ref().map(|e| e.detail.chars().take(300).collect());
+        if let Some(e) = &error {
+            entry.detail = Some(e.detail.chars().take(300).collect());
+        }
         // A request without a valid token names no tenant: anyone can send those, so each
         // address gets a few entries a minute (enough to see Entra's 401s), the rest counted.
         let all = IpAddr::from([0, 0, 0, 0]);
         if entry.tenant_id.is_some()
-            || (app.anonymous_log.take(client) && app.anonymous_log_total.take(all))
+            || (app.anonymous_log.take(&client) && app.anonymous_log_total.take(&all))
         {
             app.log.push(entry.clone());
         } else {
@@ -121,6 +124,9 @@ fn route_label(base: &str, path: &str) -> &'static str {
     if matches!(path, "/healthz" | "/livez" | "/readyz" | "/metrics") {
         return "health";
     }
+    if path == oauth::TOKEN_PATH || path == oauth::METADATA_PATH {
+        return "oauth";
+    }
     let Some(rest) = path.strip_prefix(base) else {
         return "other";
     };
@@ -146,6 +152,8 @@ async fn route_request(
 ) -> Outcome {
     let path = req.uri().path().to_string();
     match path.as_str() {
+        oauth::TOKEN_PATH => return Outcome::Plain(oauth::token(app, req, draft, client).await),
+        oauth::METADATA_PATH => return Outcome::Plain(oauth::metadata(app)),
         "/healthz" => return Outcome::Plain(health(app).await),
         "/livez" => return Outcome::Plain(response::text(200, "ok\n")),
         "/readyz" => return Outcome::Plain(ready(app)),
@@ -163,14 +171,14 @@ async fn route_request(
     };
     // An address that keeps failing authentication is answered 429 before its token costs
     // anything (a signature check, a database lookup) for the rest of the minute.
-    if app.auth_failures.exhausted(client) {
+    if app.auth_failures.exhausted(&client) {
         return Outcome::Scim(Err(ScimError::too_many_requests(
             "Too many failed authentications from this address; retry after the delay in Retry-After",
         )));
     }
     let outcome = authenticated_request(app, req, draft, &path, rest).await;
     if let Outcome::Refused(_) = outcome {
-        app.auth_failures.take(client);
+        app.auth_failures.take(&client);
     }
     outcome
 }
@@ -232,7 +240,10 @@ async fn authenticated_request(
 fn refused(draft: &Draft, why: TokenError, path: &str) -> Outcome {
     tracing::warn!(reason = why.as_str(), path = %path, "authentication failed");
     draft.update(|e| e.detail = Some(format!("token refused: {}", why.as_str())));
-    Outcome::Refused(ScimError::unauthorized())
+    match why {
+        TokenError::AccessTokenExpired => Outcome::Refused(ScimError::access_token_expired()),
+        _ => Outcome::Refused(ScimError::unauthorized()),
+    }
 }
 
 fn refusal_outcome(draft: &Draft, refusal: Refusal, path: &str) -> Outcome {
@@ -245,7 +256,7 @@ fn refusal_outcome(draft: &Draft, refusal: Refusal, path: &str) -> Outcome {
 /// Per-token rate limit, checked once the request has a token whose signature holds.
 fn rate_limited(app: &App, claimed: &Claimed) -> Result<(), ScimError> {
     app.limiter
-        .check_key(&claimed.token().to_string())
+        .check_key(&claimed.credential().id().to_string())
         .map_err(|_| {
             ScimError::too_many_requests(
                 "Request rate limit for this token exceeded; retry after the delay in Retry-After",
@@ -314,8 +325,14 @@ async fn handle_write(
     draft: &Arc<Draft>,
     segs: &[&str],
 ) -> Result<Response<Body>, ScimError> {
-    let claimed_key = who.credential().to_string();
-    if app.limiter.check_key(&claimed_key).is_err() {
+    if !who.may(Permission::WriteDirectory) {
+        // `feed.read` may GET resources, never change them (nor search with POST).
+        return Err(ScimError::forbidden(
+            "This credential's scope does not allow changing the directory (it needs scope scim)",
+        ));
+    }
+    let key = who.credential().id().to_string();
+    if app.limiter.check_key(&key).is_err() {
         return Err(ScimError::too_many_requests(
             "Request rate limit for this token exceeded; retry after the delay in Retry-After",
         ));

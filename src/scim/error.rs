@@ -89,6 +89,16 @@ impl ScimError {
             "Authentication failed: a valid bearer token is required",
         )
     }
+    /// An OAuth access token past its expiry (RFC 6750 §3.1 `invalid_token`): the client should
+    /// ask the token endpoint for a new one.
+    pub fn access_token_expired() -> Self {
+        Self::new(
+            401,
+            None,
+            "The access token expired; request a new one from the token endpoint",
+        )
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(403, None, detail)
     }

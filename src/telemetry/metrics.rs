@@ -46,6 +46,11 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
 }
@@ -81,6 +86,7 @@ pub struct Metrics {
     log_dropped_seen: AtomicU64,
     /// Provisioning-log entries of unauthenticated requests beyond their address's budget.
     pub log_suppressed: Counter,
+    oauth_requests: Family<OutcomeLabels, Counter>,
     /// Last request time per token id, kept in memory (the database copy is updated lazily).
     last_seen: Mutex<HashMap<String, SystemTime>>,
 }
@@ -161,7 +167,14 @@ impl Metrics {
             "Entries of unauthenticated requests not logged (over the per-address budget)",
             log_suppressed.clone(),
         );
+        let oauth_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "oauth_token_requests",
+            "POST /oauth2/token by outcome (issued, invalid_client, invalid_scope, throttled, unavailable)",
+            oauth_requests.clone(),
+        );
         Metrics {
+            oauth_requests,
             log_suppressed,
             registry,
             requests,
@@ -176,6 +189,13 @@ impl Metrics {
             log_dropped_seen: AtomicU64::new(0),
             last_seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Count one token request by its outcome (a fixed set of names).
+    pub fn oauth_outcome(&self, outcome: &'static str) {
+        self.oauth_requests
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub fn saw_token(&self, token_id: &str) {

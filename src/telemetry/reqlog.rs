@@ -76,7 +76,7 @@ impl Draft {
     pub fn set_caller(&self, caller: &Principal) {
         self.update(|e| {
             e.tenant_id = Some(caller.tenant().to_string());
-            e.token_id = Some(caller.credential().to_string());
+            e.token_id = Some(caller.credential().id().to_string());
         });
     }
 

@@ -12,5 +12,6 @@ mod entra;
 mod faults;
 mod groups;
 mod harness;
+mod oauth;
 mod ops;
 mod users;
