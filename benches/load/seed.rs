@@ -195,6 +195,7 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
             eprintln!("  seeded {} users ({:.0}/s)", i + 1, (i + 1) as f64 / s);
         }
     }
+    const MEMBERS_PER_REQUEST: usize = 10_000;
     let big = BIG_GROUP.min(users / 2);
     let small = SMALL_GROUP.min(big);
     let group = |name: &str, members: &[String]| -> Result<String> {
@@ -205,7 +206,12 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
             GROUPTALK_GROUP: {"description": format!("{name} (bench)")},
         });
         let doc = normalise(&GROUP_TYPE, &body)?.doc;
-        let refs: Vec<MemberRef> = members
+        // In requests of at most MEMBERS_PER_REQUEST members, as the server takes them
+        // (`limits.max_members_per_request`): the first with the create, the rest as PATCH adds.
+        let mut chunks = members.chunks(MEMBERS_PER_REQUEST);
+        let refs: Vec<MemberRef> = chunks
+            .next()
+            .unwrap_or_default()
             .iter()
             .map(|id| MemberRef {
                 value: id.clone(),
@@ -213,6 +219,16 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
             })
             .collect();
         let g = resources::create(&conn, &tenant.id, ResourceKind::Group, doc, Some(&refs))?;
+        for chunk in chunks {
+            let values: Vec<serde_json::Value> =
+                chunk.iter().map(|id| json!({"value": id})).collect();
+            let op = json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": values}],
+            });
+            let req = grouptalk_scim::scim::patch::parse_request(&op)?;
+            resources::patch(&conn, &tenant.id, ResourceKind::Group, &g.id, &req, None)?;
+        }
         Ok(g.id.to_string())
     };
     let big_group_id = group("All field staff", &ids[..big])?;
