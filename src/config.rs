@@ -333,6 +333,16 @@ impl Config {
                    reads_per_tenant, read_budget_secs and max_members_per_page must be at least 1"
             );
         }
+        // Zero here would refuse every write that carries a value, an operation or a member.
+        if l.max_values_per_attribute == 0
+            || l.max_patch_operations == 0
+            || l.max_members_per_request == 0
+        {
+            bail!(
+                "limits.max_values_per_attribute, max_patch_operations and \
+                   max_members_per_request must be at least 1"
+            );
+        }
         Ok(Settings {
             listen,
             admin_listen,
@@ -449,6 +459,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("admin.listen"), "{err}");
+    }
+
+    #[test]
+    fn write_limits_of_zero_are_refused_by_name() {
+        for key in [
+            "max_values_per_attribute",
+            "max_patch_operations",
+            "max_members_per_request",
+        ] {
+            let err = load_text(&format!("[limits]\n{key} = 0\n"))
+                .and_then(|c| c.settings().map(|_| ()))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

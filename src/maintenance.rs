@@ -1,6 +1,6 @@
-//! Background work of a running server: pruning the provisioning log, warning about tokens that
-//! expire soon, reloading a certificate whose files changed, and scheduled backups.
-//! Each loop ends when the shutdown signal fires.
+//! Background work of a running server: pruning the provisioning log, warning about tokens and
+//! OAuth client secrets that expire soon, reloading a certificate whose files changed, and
+//! scheduled backups. Each loop ends when the shutdown signal fires.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::store::{backup, request_log, tokens};
+use crate::store::{backup, clients, request_log, tokens};
 use crate::tls::ReloadableCert;
 
 /// Often enough that the row cap holds within a minute's worth of entries (writes of the
@@ -91,6 +91,21 @@ async fn expiry_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot check token expiry"),
+        }
+        match app.store.read(clients::secrets_expiring).await {
+            Ok(list) => {
+                let now = crate::domain::Timestamp::now().unix_seconds();
+                for (client, secret, tenant, expires) in list {
+                    let exp = expires.unix_seconds();
+                    let days = (exp - now).div_euclid(86_400);
+                    if exp <= now {
+                        tracing::warn!(%client, %secret, %tenant, "client secret has EXPIRED: no access token is issued with it; add a new secret (client secret add) and update the Entra provisioning settings");
+                    } else if days < EXPIRY_WARN_DAYS {
+                        tracing::warn!(%client, %secret, %tenant, days, "client secret expires soon: add a new secret (client secret add), update the Entra provisioning settings, then revoke this one");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check client secret expiry"),
         }
         if !sleep_or_stop(EXPIRY_CHECK_EVERY, &mut shutdown).await {
             return;

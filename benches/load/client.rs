@@ -101,13 +101,19 @@ impl Target {
         if let Some(t) = &self.token {
             builder = builder.header("authorization", format!("Bearer {t}"));
         }
+        let custom = |name: &str| req.headers.iter().any(|(n, _)| *n == name);
         let body = match &req.body {
             Some(b) => {
-                builder = builder.header("content-type", "application/scim+json");
+                if !custom("content-type") {
+                    builder = builder.header("content-type", "application/scim+json");
+                }
                 Full::new(b.clone())
             }
             None => Full::new(Bytes::new()),
         };
+        for (name, value) in &req.headers {
+            builder = builder.header(*name, value.as_str());
+        }
         sender.ready().await?;
         let resp = sender.send_request(builder.body(body)?).await?;
         let status = resp.status().as_u16();
@@ -130,6 +136,8 @@ pub struct Req {
     pub path: String,
     pub body: Option<Bytes>,
     pub then: Option<Box<Req>>,
+    /// Extra headers (the OAuth phase's `Authorization: Basic` and form content type).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Req {
@@ -139,6 +147,7 @@ impl Req {
             path: path.into(),
             body: None,
             then: None,
+            headers: Vec::new(),
         }
     }
 
@@ -148,7 +157,14 @@ impl Req {
             path: path.into(),
             body: Some(Bytes::from(body)),
             then: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same request with an extra header (replacing the default of the same name).
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Req {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// Send `next` on the same connection once this request is answered; it is not timed and

@@ -35,17 +35,18 @@ usage: scripts/bench [--users N] [--quick] [--duration SECS] [--warmup SECS]
   --duration SECS    measured seconds per phase (default 10)
   --warmup SECS      unmeasured seconds before each phase (default 2)
   --connections C    concurrent keep-alive connections (default 64)
-  --phases LIST      comma-separated subset of: ceiling,p1,attack,get_user,get_group,walk,p3,p2
+  --phases LIST      comma-separated subset of: ceiling,p1,attack,oauth_flood,get_user,get_group,walk,p3,p2
   --reuse-seed       reuse target/bench/seed-N when it matches (default: seed afresh)
   --server-bin PATH  measure another build of grouptalk-scim (default: this release build)
   --out FILE         JSON results (default target/bench/results.json)
   --work DIR         seeds, the run's data dir and logs (default target/bench)";
 
 const BASE: &str = "/api/scim";
-const ALL_PHASES: [&str; 8] = [
+const ALL_PHASES: [&str; 9] = [
     "ceiling",
     "p1",
     "attack",
+    "oauth_flood",
     "get_user",
     "get_group",
     "walk",
@@ -56,6 +57,10 @@ const ALL_PHASES: [&str; 8] = [
 /// they can, while P1 is measured from the usual address.
 const ATTACKER: [u8; 4] = [127, 0, 0, 3];
 const ATTACK_CONNECTIONS: usize = 32;
+/// The OAuth phase: wrong-secret token requests for the tenant's real client id, paced at this
+/// rate from another loopback address, while P1 is measured (issue target: P1 ≥ 0.8 of P1).
+const OAUTH_FLOOD_PER_SECOND: u64 = 200;
+const OAUTH_FLOODER: [u8; 4] = [127, 0, 0, 4];
 
 struct Args {
     users: usize,
@@ -272,6 +277,21 @@ async fn run(args: Args) -> Result<()> {
             &o,
         ));
     }
+    if wants("oauth_flood") {
+        let client_id = inst.create_client(seed::TENANT)?;
+        let flooder = anon.from(OAUTH_FLOODER.into());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = tokio::spawn(oauth_flood(flooder, client_id, stop.clone()));
+        let o = measure(&scim, phases.p1.clone(), 200).await?;
+        stop.store(true, Ordering::Relaxed);
+        let counts = flood.await??;
+        eprintln!("oauth_flood: wrong-secret token requests answered {counts:?}");
+        report.phase(PhaseResult::new(
+            "oauth_flood",
+            "P1 while 127.0.0.4 posts 200 wrong secrets/s",
+            &o,
+        ));
+    }
     if wants("get_user") {
         let o = measure(&scim, phases.get_user.clone(), 200).await?;
         report.phase(PhaseResult::new("get_user", "GET /Users/{id}", &o));
@@ -446,6 +466,57 @@ async fn flood(
     for t in tasks {
         let (s, t) = t.await?;
         total = (total.0 + s, total.1 + t);
+    }
+    Ok(total)
+}
+
+/// The flooder of the OAuth phase: `OAUTH_FLOOD_PER_SECOND` token requests with the real client
+/// id and a wrong secret (HTTP Basic), paced over four keep-alive connections until `stop`.
+/// Returns how many were answered with each status.
+async fn oauth_flood(
+    flooder: Target,
+    client_id: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::collections::BTreeMap<u16, u64>> {
+    const CONNECTIONS: u64 = 4;
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{client_id}:wrong-secret-{}", "x".repeat(40)));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (flooder, stop, basic) = (flooder.clone(), stop.clone(), basic.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut counts = std::collections::BTreeMap::<u16, u64>::new();
+            let req = Req::with_body(
+                Method::POST,
+                "/oauth2/token",
+                "grant_type=client_credentials".to_string(),
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", format!("Basic {basic}"));
+            let period = Duration::from_micros(1_000_000 * CONNECTIONS / OAUTH_FLOOD_PER_SECOND);
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut sender = None;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                if sender.is_none() {
+                    sender = flooder.connect().await.ok();
+                }
+                let Some(s) = sender.as_mut() else { continue };
+                match flooder.send(s, &req).await {
+                    Ok((status, _)) => *counts.entry(status).or_default() += 1,
+                    Err(_) => sender = None,
+                }
+            }
+            counts
+        }));
+    }
+    let mut total = std::collections::BTreeMap::new();
+    for t in tasks {
+        for (status, n) in t.await? {
+            *total.entry(status).or_default() += n;
+        }
     }
     Ok(total)
 }

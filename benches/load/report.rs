@@ -184,6 +184,16 @@ impl Report {
                 value: r,
             });
         }
+        if let (Some(p1), Some(flooded)) = (self.get("p1"), self.get("oauth_flood")) {
+            let r = flooded.rps / p1.rps;
+            t.push(Target {
+                name: "P1 under 200 wrong secrets/s",
+                measured: format!("{r:.2}× P1 (p99 {:.2} ms)", flooded.p99_ms),
+                bound: "≥ 0.8× P1",
+                holds: Some(r >= 0.8),
+                value: r,
+            });
+        }
         if let Some(r) = self.ratio("p2") {
             t.push(Target {
                 name: "P2 durable create",

@@ -40,11 +40,12 @@ impl Instance {
             &config,
             format!(
                 "data_dir = \"{d}/data\"\n\
-                 [server]\nlisten = \"{addr}\"\n\
+                 [server]\nlisten = \"{addr}\"\npublic_url = \"https://localhost:{port}\"\n\
                  [tls]\ncert = \"{d}/cert.pem\"\nkey = \"{d}/key.pem\"\n\
                  [admin]\nlisten = \"{admin}\"\n\
                  [limits]\nrate_per_token = 1000000000\nrate_burst = 1000000000\n",
-                d = dir.display()
+                d = dir.display(),
+                port = addr.port()
             ),
         )?;
         Ok(Instance {
@@ -89,6 +90,18 @@ impl Instance {
             .last()
             .map(|l| l.trim().to_string())
             .context("token issue printed nothing")
+    }
+
+    /// Create an OAuth client for `tenant` through the CLI; returns its client id (the secret
+    /// is not needed: the OAuth phase plays an attacker who does not have it).
+    pub fn create_client(&self, tenant: &str) -> Result<String> {
+        let out = self.cli(&["client", "create", "--tenant", tenant, "--json"])?;
+        let v: serde_json::Value =
+            serde_json::from_str(out.trim()).context("client create --json")?;
+        v["client_id"]
+            .as_str()
+            .map(str::to_string)
+            .context("client create printed no client_id")
     }
 
     /// Start `serve` and wait for readiness. Returns the process and the time from spawn to

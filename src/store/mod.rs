@@ -200,6 +200,28 @@ pub fn pending_migration(path: &Path) -> Option<(usize, usize)> {
     (current != 0 && current < latest).then_some((current, latest))
 }
 
+/// The database at `path` opened read-only, for commands that only look (`check-config`):
+/// None when there is none yet, an error when its schema is not this build's (the server
+/// migrates it when it starts; a look must never do that behind the administrator's back).
+pub fn open_for_inspection(path: &Path) -> anyhow::Result<Option<Connection>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != MIGRATION_COUNT {
+        anyhow::bail!(
+            "database {} has schema version {version}, this build uses {MIGRATION_COUNT}: start the server once to migrate it",
+            path.display()
+        );
+    }
+    Ok(Some(conn))
+}
+
 /// The database file as SQLite must open it. Private whoever creates it: SQLite would create it
 /// 0644 less the umask, world-readable under a root shell's 022 (see
 /// `fsutil::prepare_database_files`). And never through a symbolic link in its own name: a CLI

@@ -18,6 +18,16 @@ pub struct DirectorySnapshot {
     /// (tenant name, group memberships).
     pub memberships: Vec<(String, i64)>,
     pub tokens: Vec<TokenActivity>,
+    /// OAuth client secrets that are not revoked, of clients that are not revoked.
+    pub client_secrets: Vec<SecretExpiry>,
+}
+
+/// An active client secret and when it expires, as unix seconds.
+pub struct SecretExpiry {
+    pub tenant: String,
+    pub client: String,
+    pub secret: String,
+    pub expires_unix: i64,
 }
 
 /// A token that is not revoked, with its last recorded use and expiry as unix seconds.
@@ -60,11 +70,27 @@ pub fn directory_snapshot(conn: &Connection, db: &std::path::Path) -> Result<Dir
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT n.name, c.id, s.id, unixepoch(s.expires) FROM client_secrets s \
+         JOIN clients c ON c.id = s.client_id JOIN tenants n ON n.id = c.tenant_id \
+         WHERE s.revoked IS NULL AND c.revoked IS NULL",
+    )?;
+    let client_secrets = stmt
+        .query_map([], |r| {
+            Ok(SecretExpiry {
+                tenant: r.get(0)?,
+                client: r.get(1)?,
+                secret: r.get(2)?,
+                expires_unix: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(DirectorySnapshot {
         db_size,
         resources,
         memberships,
         tokens,
+        client_secrets,
     })
 }
 

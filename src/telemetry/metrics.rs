@@ -72,6 +72,13 @@ struct TokenLabels {
     token: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabels {
+    tenant: String,
+    client: String,
+    secret: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -82,6 +89,7 @@ pub struct Metrics {
     memberships: Family<TenantLabels, Gauge>,
     token_idle: Family<TokenLabels, Gauge>,
     token_expiry: Family<TokenLabels, Gauge>,
+    secret_expiry: Family<SecretLabels, Gauge>,
     log_dropped: Counter,
     log_dropped_seen: AtomicU64,
     /// Provisioning-log entries of unauthenticated requests beyond their address's budget.
@@ -155,6 +163,12 @@ impl Metrics {
             "Seconds until a token expires (only tokens that expire)",
             token_expiry.clone(),
         );
+        let secret_expiry = Family::<SecretLabels, Gauge>::default();
+        registry.register(
+            "client_secret_seconds_until_expiry",
+            "Seconds until an OAuth client secret expires (negative: expired)",
+            secret_expiry.clone(),
+        );
         let log_dropped = Counter::default();
         registry.register(
             "provisioning_log_dropped",
@@ -185,6 +199,7 @@ impl Metrics {
             memberships,
             token_idle,
             token_expiry,
+            secret_expiry,
             log_dropped,
             log_dropped_seen: AtomicU64::new(0),
             last_seen: Mutex::new(HashMap::new()),
@@ -250,6 +265,17 @@ impl Metrics {
             if let Some(exp) = t.expires_unix {
                 self.token_expiry.get_or_create(&labels).set(exp - now_unix);
             }
+        }
+        self.secret_expiry.clear();
+        for s in snapshot.client_secrets {
+            let labels = SecretLabels {
+                tenant: s.tenant,
+                client: s.client,
+                secret: s.secret,
+            };
+            self.secret_expiry
+                .get_or_create(&labels)
+                .set(s.expires_unix - now_unix);
         }
         let seen_before = self
             .log_dropped_seen

@@ -432,3 +432,137 @@ fn stats_shows_each_tenants_clients_and_secrets_expiring_soon() {
         assert!(!out.contains(s(x, "client_secret").split_once('.').unwrap().1));
     }
 }
+
+#[test]
+fn check_config_names_the_token_endpoint_and_each_client_with_its_first_secret_expiry() {
+    let server = server_with_tenant("acme");
+    let check = |public_url: &str| {
+        let out = std::process::Command::new(crate::harness::BIN)
+            .args(["--config", server.config.to_str().unwrap(), "check-config"])
+            .env("GROUPTALK_SCIM_SERVER__PUBLIC_URL", public_url)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let err = check("");
+    assert!(err.contains("OAuth token endpoint: off"), "{err}");
+    assert!(err.contains("OAuth clients: 0"), "{err}");
+
+    let soon = create_json(&server, "acme", &["--secret-expires-in-days", "3"]);
+    let later = create_json(&server, "acme", &["--scope", "feed.read"]);
+    let revoked = create_json(&server, "acme", &[]);
+    let (ok, _, e) = server.cli(&["client", "revoke", s(&revoked, "client_id")]);
+    assert!(ok, "{e}");
+    let err = check("https://scim.example.test/");
+    assert!(
+        err.contains("OAuth token endpoint: https://scim.example.test/oauth2/token"),
+        "{err}"
+    );
+    assert!(err.contains("OAuth clients: 2"), "{err}");
+    let line = |id: &str| {
+        err.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("{id} in {err}"))
+            .to_string()
+    };
+    let soon_line = line(s(&soon, "client_id"));
+    assert!(soon_line.contains("tenant acme"), "{soon_line}");
+    assert!(soon_line.contains("1 usable secret(s)"), "{soon_line}");
+    assert!(
+        soon_line.contains("expires in 2 days") || soon_line.contains("expires in 3 days"),
+        "{soon_line}"
+    );
+    let later_line = line(s(&later, "client_id"));
+    assert!(later_line.contains("feed.read"), "{later_line}");
+    assert!(!later_line.contains("expires in"), "{later_line}");
+    assert!(!err.contains(s(&revoked, "client_id")), "{err}");
+    for v in [&soon, &later] {
+        assert!(
+            !err.contains(s(v, "client_secret")),
+            "a secret in check-config: {err}"
+        );
+    }
+}
+
+#[test]
+fn metrics_publish_seconds_until_each_active_client_secret_expires() {
+    let server = server_with_tenant("acme");
+    let v = create_json(&server, "acme", &["--secret-expires-in-days", "10"]);
+    let added = json_cli(
+        &server,
+        &["client", "secret", "add", s(&v, "client_id"), "--json"],
+    );
+    let metrics = || {
+        reqwest::blocking::get(server.admin_url("/metrics"))
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+    let gauge = |text: &str, secret_id: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| {
+                l.starts_with("grouptalk_scim_client_secret_seconds_until_expiry{")
+                    && l.contains(&format!("secret=\"{secret_id}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+    };
+    let text = metrics();
+    let first = gauge(&text, s(&v, "secret_id")).unwrap_or_else(|| panic!("{text}"));
+    assert!((first - 10.0 * 86_400.0).abs() < 120.0, "{first}");
+    let second = gauge(&text, s(&added, "secret_id")).unwrap_or_else(|| panic!("{text}"));
+    assert!((second - 365.0 * 86_400.0).abs() < 120.0, "{second}");
+    assert!(
+        text.contains(&format!("client=\"{}\"", s(&v, "client_id"))),
+        "{text}"
+    );
+
+    let (ok, _, e) = server.cli(&["client", "secret", "revoke", s(&v, "secret_id")]);
+    assert!(ok, "{e}");
+    let text = metrics();
+    assert_eq!(
+        gauge(&text, s(&v, "secret_id")),
+        None,
+        "a revoked secret's gauge: {text}"
+    );
+    assert!(gauge(&text, s(&added, "secret_id")).is_some(), "{text}");
+    assert!(!text.contains(s(&v, "client_secret")) && !text.contains(s(&added, "client_secret")));
+}
+
+#[test]
+fn a_secret_about_to_expire_is_warned_about_when_the_server_starts() {
+    let mut server = server_with_tenant("acme");
+    let soon = create_json(&server, "acme", &["--secret-expires-in-days", "3"]);
+    let fine = create_json(&server, "acme", &[]);
+    server.stop();
+    server.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let warned = loop {
+        let lines = server.log_lines();
+        if let Some(l) = lines
+            .iter()
+            .find(|l| l.contains("client secret expires soon"))
+        {
+            break l.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning in {lines:#?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(warned.contains(s(&soon, "secret_id")), "{warned}");
+    assert!(warned.contains("acme"), "{warned}");
+    let lines = server.log_lines();
+    assert!(
+        !lines.iter().any(|l| l.contains(s(&fine, "secret_id"))),
+        "a secret a year away is not warned about: {lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains(s(&soon, "client_secret")) || l.contains(s(&fine, "client_secret"))),
+        "a secret in the log"
+    );
+}
