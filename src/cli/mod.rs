@@ -51,7 +51,7 @@ pub enum Command {
     CheckConfig,
     /// Show the provisioning log: what Entra ID sent and what was answered
     Log(log::LogArgs),
-    /// Users, groups, memberships, recent requests and token health per tenant
+    /// Users, groups, memberships, recent requests, tokens and OAuth clients per tenant
     Stats(stats::StatsArgs),
     /// Write a consistent copy of the database while the server runs (or --verify one)
     Backup(backup::BackupArgs),

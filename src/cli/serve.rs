@@ -50,13 +50,13 @@ pub fn run(explicit: Option<&Path>, args: ServeArgs) -> anyhow::Result<()> {
         tls::ensure_self_signed(&config.tls.cert, &config.tls.key)?;
     }
     if let Some((from, to)) = crate::store::pending_migration(&config.database_path()) {
-        // Upgrades that rewrite tables take about a minute per million users: tell systemd
-        // (Type=notify) to wait instead of killing a start that is still migrating.
+        // Some upgrades rewrite tables (v3→v4 took about a minute per million users; others are
+        // instant): tell systemd (Type=notify) to wait instead of killing a start still migrating.
         tracing::info!(
             from,
             to,
-            "migrating the database from schema v{from} to v{to}; large directories take about \
-             a minute per million users, the server starts when it is done"
+            "migrating the database from schema v{from} to v{to}; a step that rewrites tables \
+             takes about a minute per million users, the server starts when it is done"
         );
         sd_notify("EXTEND_TIMEOUT_USEC=1800000000");
         sd_notify(&format!("STATUS=Migrating the database to schema v{to}"));
