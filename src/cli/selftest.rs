@@ -60,7 +60,7 @@ pub struct SelftestArgs {
     /// Token endpoint (default: the URL's origin + /oauth2/token)
     #[arg(long, value_name = "URL")]
     pub token_endpoint: Option<String>,
-    /// Trust this PEM certificate (e.g. `serve --dev`'s grouptalk-scim-dev/cert.pem) instead of
+    /// Trust this PEM certificate (e.g. `serve --dev`'s grouptalk-scim-dev/tls/cert.pem) instead of
     /// the public roots
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<std::path::PathBuf>,

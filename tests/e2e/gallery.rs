@@ -352,30 +352,62 @@ fn validate_credentials_test_gets_a_token_of_60_to_360_minutes_that_works_on_sci
     );
 }
 
-/// Restore_User_Test: Entra unassigns (DELETE, or `active: false` then a later PATCH back) and
-/// re-assigns by POSTing the same userName again. Neither may be refused.
+/// Restore_User_Test: Entra unassigns (the template then waits until `GET /Users?filter=userName
+/// eq "…"` shows the user with `active: false`) and re-assigns (it waits for `active: true`);
+/// with a hard delete Entra POSTs the same userName again. None of it may be refused.
 #[test]
 fn restore_user_test_re_creates_a_deleted_user_name_and_re_enables_a_disabled_one() {
     let ctx = TenantCtx::start("acme");
     let scim = ctx.scim();
+    // The query exactly as the template sends it.
+    let by_name = || scim.get("/Users?filter=userName%20eq%20%22larestore1%40example.com%22");
     let body = json!({"userName": "larestore1@example.com", "externalId": "e1", "active": true});
     let first = scim.post("/Users", &body);
     assert_eq!(first.status, 201);
-    let id = first.body["id"].as_str().unwrap();
-    assert_eq!(scim.delete(&format!("/Users/{id}")).status, 204);
+    assert_eq!(by_name().body["totalResults"], 1);
+
+    let path = format!("/Users/{}", first.body["id"].as_str().unwrap());
+    let active = |v: bool| patch_op(json!([{"op": "Replace", "path": "active", "value": v}]));
+    assert_eq!(scim.patch(&path, &active(false)).status, 200);
+    let found = by_name();
+    assert_eq!(found.body["totalResults"], 1);
+    assert_eq!(found.body["Resources"][0]["active"], false);
+    assert_eq!(scim.patch(&path, &active(true)).status, 200);
+    let found = by_name();
+    assert_eq!(found.body["Resources"][0]["active"], true);
+    assert_eq!(
+        found.body["Resources"][0]["id"], first.body["id"],
+        "the identity link holds"
+    );
+
+    // Hard delete, then the same userName again.
+    assert_eq!(scim.delete(&path).status, 204);
+    assert_eq!(by_name().body["totalResults"], 0);
     let again = scim.post("/Users", &body);
     assert_eq!(again.status, 201, "{:?}", again.body);
     assert_ne!(again.body["id"], first.body["id"]);
-    let found = scim.filter("/Users", "userName eq \"larestore1@example.com\"");
+    let found = by_name();
     assert_eq!(found.body["totalResults"], 1);
+    assert_eq!(found.body["Resources"][0]["active"], true);
+}
 
-    let path = format!("/Users/{}", again.body["id"].as_str().unwrap());
-    let active = |v: bool| patch_op(json!([{"op": "Replace", "path": "active", "value": v}]));
-    assert_eq!(scim.patch(&path, &active(false)).status, 200);
-    let found = scim.filter("/Users", "userName eq \"larestore1@example.com\"");
-    assert_eq!(found.body["Resources"][0]["active"], false);
-    assert_eq!(scim.patch(&path, &active(true)).status, 200);
-    assert_eq!(scim.get(&path).body["active"], true);
+/// Delete_Group_Test / Restore_Group_Test: after a DELETE the `displayName` filter finds nothing,
+/// and re-assigning POSTs the same `displayName` again.
+#[test]
+fn delete_and_restore_group_tests_free_the_display_name_for_a_new_group() {
+    let ctx = TenantCtx::start("acme");
+    let scim = ctx.scim();
+    let by_name = || scim.get("/Groups?filter=displayName%20eq%20%22LACreateGroup-(1)%22");
+    let body = json!({"displayName": "LACreateGroup-(1)", "externalId": "g1"});
+    let first = scim.post("/Groups", &body);
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    assert_eq!(by_name().body["totalResults"], 1);
+    let path = format!("/Groups/{}", first.body["id"].as_str().unwrap());
+    assert_eq!(scim.delete(&path).status, 204);
+    assert_eq!(by_name().body["totalResults"], 0);
+    let again = scim.post("/Groups", &body);
+    assert_eq!(again.status, 201, "{:?}", again.body);
+    assert_eq!(by_name().body["Resources"][0]["id"], again.body["id"]);
 }
 
 /// Group_Update_Add_Member_Test / Remove_Member_Test: Entra adds and removes several members in
