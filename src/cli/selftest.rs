@@ -275,7 +275,7 @@ impl HttpsClient {
             .method(method)
             .uri(uri)
             .header("host", host)
-            .header("accept", "application/scim+json, application/json");
+            .header("accept", "application/scim+json");
         if !bearer.is_empty() {
             b = b.header("authorization", format!("Bearer {bearer}"));
         }
