@@ -611,6 +611,7 @@ fn selftest_with_a_wrong_token_or_another_tenants_view_changes_nothing_and_says_
     assert!(!ok);
     assert!(err.starts_with("error: ") && err.contains("401"), "{err}");
     assert!(!err.contains("not-a-token"), "{err}");
+    assert_tenant_empty(&ctx);
     // Another tenant's token runs in that tenant only.
     let other = ctx.server.tenant_token("other");
     create_user(&ctx.scim(), "kept@example.com");
