@@ -1,10 +1,9 @@
-//! The group checks: SCIM_Group_Create_Test, SCIM_Group_Update_Test (with the GroupTalk
-//! `description` extension), SCIM_Group_Pagination_Test.
+//! The group checks: SCIM_Group_Create_Test and SCIM_Group_Update_Test (with the GroupTalk
+//! `description` extension).
 
 use serde_json::{json, Value};
 
 use super::mapping::{Target, TargetType, GROUP_TARGETS};
-use super::users::pagination;
 use super::{
     describe, id_of, patch_body, resource_path, short_id, template_get, text, Check, Transport,
 };
@@ -139,13 +138,6 @@ fn update_and_read(t: &dyn Transport, id: &str, sent: &[(&str, Value)]) -> Resul
         return Err(format!("GET: {}", describe(&got)));
     }
     Ok(got.body)
-}
-
-/// SCIM_Group_Pagination_Test, with `PagGroup …` groups.
-pub fn group_pagination(t: &dyn Transport) -> Check {
-    pagination(t, "SCIM_Group_Pagination_Test", "/Groups", &|| {
-        group_body(&format!("PagGroup {}", short_id()))
-    })
 }
 
 #[cfg(test)]

@@ -19,13 +19,15 @@
 mod checks;
 mod groups;
 pub mod mapping;
+mod pagination;
 mod users;
 
 use serde_json::Value;
 
 pub use checks::{schema_discoverability, validate_credentials};
-pub use groups::{group_create, group_pagination, group_update};
-pub use users::{null_update, update_manager, user_create, user_pagination, user_update};
+pub use groups::{group_create, group_update};
+pub use pagination::{group_pagination, user_pagination};
+pub use users::{null_update, update_manager, user_create, user_update};
 
 /// Domain of the userNames the checks create (RFC 2606: never a real mailbox).
 pub const TEST_DOMAIN: &str = "example.com";
