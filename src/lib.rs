@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod fsutil;
+pub mod gallery;
 pub mod http;
 pub mod lifecycle;
 pub mod lock;

@@ -7,6 +7,7 @@ mod backup;
 mod check_config;
 mod client;
 mod log;
+mod selftest;
 mod serve;
 mod stats;
 mod tenant;
@@ -57,6 +58,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Replace the database with a backup (the server must be stopped)
     Restore(backup::RestoreArgs),
+    /// Run Microsoft's gallery validation checks against a running appliance (makes and
+    /// deletes test users and groups in the token's tenant)
+    Selftest(selftest::SelftestArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),
         Command::Backup(args) => backup::run_backup(&load_config(cli.config.as_deref())?, args),
         Command::Restore(args) => backup::run_restore(&load_config(cli.config.as_deref())?, args),
+        Command::Selftest(args) => selftest::run(args),
     }
 }
 

@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::schema::{Attribute, ResourceType, Schema, RESOURCE_TYPES, SCHEMAS};
+use super::schema::{
+    find, Attribute, ResourceType, Schema, COMMON_ATTRIBUTES, RESOURCE_TYPES, SCHEMAS,
+};
 
 /// Largest page a list request returns; also `filter.maxResults`.
 pub const MAX_RESULTS: usize = 1000;
@@ -39,13 +41,25 @@ fn attribute(a: &Attribute) -> Value {
     v
 }
 
+/// The attributes a schema document lists: its own, and for the core schema of a resource type
+/// also `externalId`. RFC 7643 §3.1 keeps the common attributes out of schemas but lets a
+/// schema list them; Microsoft's gallery validation (Schema_Discoverability_Test, see
+/// `docs/gallery-validation.md`) reads only the core schemas' own lists and fails an app whose
+/// mapping has `externalId` when it is not there. `id` and `meta` stay out: read-only, never
+/// mapped.
+fn listed_attributes(s: &Schema) -> Vec<Value> {
+    let is_core = RESOURCE_TYPES.iter().any(|rt| std::ptr::eq(rt.schema, s));
+    let common = find(COMMON_ATTRIBUTES, "externalId").filter(|_| is_core);
+    s.attributes.iter().chain(common).map(attribute).collect()
+}
+
 pub fn schema(s: &Schema, base_url: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         "id": s.id,
         "name": s.name,
         "description": s.description,
-        "attributes": s.attributes.iter().map(attribute).collect::<Vec<_>>(),
+        "attributes": listed_attributes(s),
         "meta": {"resourceType": "Schema", "location": format!("{base_url}/Schemas/{}", s.id)},
     })
 }
@@ -145,6 +159,28 @@ mod tests {
             .find(|s| s["id"] == crate::scim::schema::GROUPTALK_USER)
             .unwrap();
         assert_eq!(gt["attributes"].as_array().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn core_schemas_list_external_id_and_extensions_do_not() {
+        let all = all_schemas("https://h");
+        let names = |id: &str| -> Vec<String> {
+            let s = all.iter().find(|s| s["id"] == id).unwrap();
+            let attrs = s["attributes"].as_array().unwrap();
+            attrs
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        use crate::scim::schema::{ENTERPRISE_USER, GROUP, GROUPTALK_GROUP, USER};
+        for core in [USER, GROUP] {
+            let n = names(core);
+            assert_eq!(n.iter().filter(|a| *a == "externalId").count(), 1, "{core}");
+            assert!(!n.iter().any(|a| a == "id" || a == "meta"), "{core}");
+        }
+        for ext in [ENTERPRISE_USER, GROUPTALK_GROUP] {
+            assert!(!names(ext).iter().any(|a| a == "externalId"), "{ext}");
+        }
     }
 
     #[test]
