@@ -9,6 +9,8 @@
 //! who the token says it is. Only `Claimed::confirm`, the database check, makes a `Principal`,
 //! and handlers and the writer accept nothing else: a request cannot read or write on a claim.
 
+pub mod assertion;
+pub mod jwks;
 pub mod secrets;
 
 use std::collections::HashMap;
