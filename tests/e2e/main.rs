@@ -13,5 +13,6 @@ mod faults;
 mod groups;
 mod harness;
 mod oauth;
+mod oauth_federation;
 mod ops;
 mod users;
