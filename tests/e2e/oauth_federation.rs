@@ -640,3 +640,97 @@ fn a_feed_read_client_gets_no_scim_scope_and_its_token_cannot_write() {
         404
     );
 }
+
+#[test]
+fn the_metadata_offers_private_key_jwt_and_the_log_records_the_client_never_the_assertion() {
+    let key = IdpKey::es256("ec-1");
+    let (ctx, id) = federated(&[&key], &[]);
+    let server = &ctx.server;
+    let meta = crate::harness::reply(
+        server
+            .client()
+            .get(server.public_url("/.well-known/oauth-authorization-server"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(meta.status, 200);
+    assert_eq!(
+        meta.body["token_endpoint_auth_methods_supported"],
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
+    );
+    let algs = meta.body["token_endpoint_auth_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(algs.contains(&json!("RS256")) && algs.contains(&json!("ES256")));
+    assert!(!algs.contains(&json!("none")) && !algs.contains(&json!("HS256")));
+    // One granted without client_id, one refused: both logged under the client, no assertion.
+    let good = key.sign(&claims());
+    access_token(&grant_assertion(server, None, &good));
+    let bad = IdpKey::es256("ec-1").sign(&claims());
+    grant_assertion(server, Some(&id), &bad);
+    std::thread::sleep(Duration::from_millis(1500));
+    let signature = |jwt: &str| jwt.rsplit('.').next().unwrap().to_string();
+    for line in server.log_lines() {
+        assert!(
+            !line.contains(&signature(&good)) && !line.contains(&signature(&bad)),
+            "{line}"
+        );
+    }
+    let (ok, log, _) = server.cli(&["log", "--json"]);
+    assert!(ok);
+    let entries: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &Value| e.to_string().contains("/oauth2/token"))
+        .collect();
+    assert_eq!(entries.len(), 2, "{log}");
+    assert!(entries.iter().all(|e| e.to_string().contains(&id)), "{log}");
+    assert!(!log.contains(&signature(&good)) && !log.contains(&signature(&bad)));
+    // `stats` shows the federation with the client.
+    let (ok, out, err) = server.cli(&["stats", "--tenant", "acme"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("federated:") && out.contains(IDP), "{out}");
+}
+
+#[test]
+fn an_unreachable_jwks_url_is_503_temporarily_unavailable_and_the_server_goes_on() {
+    let key = IdpKey::es256("ec-1");
+    let ctx = oauth_server();
+    let server = &ctx.server;
+    let (id, _, _) = create_client(server, "acme", &[]);
+    // A loopback port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://localhost:{port}/keys");
+    let (ok, _, err) = cli(
+        server,
+        &[
+            "client",
+            "federate",
+            &id,
+            "--jwks",
+            &url,
+            "--issuer",
+            IDP,
+            "--subject",
+            SUBJECT,
+        ],
+    );
+    assert!(ok, "{err}");
+    for _ in 0..2 {
+        let started = Instant::now();
+        let r = grant_assertion(server, Some(&id), &key.sign(&claims()));
+        assert_oauth_error(&r, 503, "temporarily_unavailable");
+        assert!(r.headers.contains_key("retry-after"));
+        assert!(started.elapsed() < Duration::from_secs(6));
+    }
+    // Still answers everything else.
+    assert_eq!(server.as_tenant(&ctx.token).get("/Users").status, 200);
+}
