@@ -108,14 +108,19 @@ impl Default for Granter {
 }
 
 impl Granter {
+    /// With the default JWKS cache (Mozilla's roots).
     pub fn new() -> Granter {
+        Granter::with_jwks(Jwks::default())
+    }
+
+    pub fn with_jwks(jwks: Jwks) -> Granter {
         let per_second = NonZeroU32::new(PER_SECOND).unwrap_or(NonZeroU32::MIN);
         Granter {
             running: Semaphore::new(MAX_CONCURRENT),
             rate: RateLimiter::direct(Quota::per_second(per_second)),
             failures: WindowCounter::new(FAILURES_PER_MINUTE, Duration::from_secs(60)),
             verified: Mutex::new(HashMap::new()),
-            jwks: Jwks::default(),
+            jwks,
             seen: SeenAssertions::default(),
         }
     }

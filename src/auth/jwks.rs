@@ -11,7 +11,7 @@
 //!   per URL runs at a time; a request waits at most `fetch_timeout` for one.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -101,10 +101,43 @@ pub struct Jwks {
 
 impl Default for Jwks {
     fn default() -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        Jwks::with_roots(roots, REFRESH_EVERY, FETCH_TIMEOUT)
+        Jwks::with_roots(mozilla_roots(), REFRESH_EVERY, FETCH_TIMEOUT)
     }
+}
+
+fn mozilla_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots
+}
+
+/// The trust anchors of JWKS fetches: Mozilla's roots, plus every certificate of
+/// `oauth.jwks_ca_file` when set (a file without one is an error).
+pub fn trust_anchors(ca_file: Option<&Path>) -> anyhow::Result<rustls::RootCertStore> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = mozilla_roots();
+    let Some(path) = ca_file else {
+        return Ok(roots);
+    };
+    let pem = std::fs::read(path)
+        .with_context(|| format!("cannot read oauth.jwks_ca_file {}", path.display()))?;
+    let mut added = 0;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert =
+            cert.map_err(|e| anyhow::anyhow!("oauth.jwks_ca_file {}: {e}", path.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("oauth.jwks_ca_file {}", path.display()))?;
+        added += 1;
+    }
+    if added == 0 {
+        anyhow::bail!(
+            "oauth.jwks_ca_file {} holds no PEM certificate",
+            path.display()
+        );
+    }
+    Ok(roots)
 }
 
 impl Jwks {
@@ -394,6 +427,25 @@ mod tests {
         ] {
             assert!(JwksSource::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_ca_file_adds_its_certificates_to_mozillas_roots_or_is_refused() {
+        let base = trust_anchors(None).unwrap().len();
+        assert!(base > 100, "Mozilla's roots: {base}");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let cert = rcgen::generate_simple_self_signed(vec!["idp.internal".into()]).unwrap();
+        std::fs::write(&ca, cert.cert.pem()).unwrap();
+        assert_eq!(trust_anchors(Some(&ca)).unwrap().len(), base + 1);
+        let e = trust_anchors(Some(&dir.path().join("missing.pem")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cannot read oauth.jwks_ca_file"), "{e}");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let e = trust_anchors(Some(&ca)).err().unwrap().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
     }
 
     #[tokio::test]

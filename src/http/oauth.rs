@@ -241,13 +241,15 @@ async fn parse(req: Request<Incoming>, token_endpoint: String) -> Result<GrantRe
             ))
         }
     }
-    let scopes = match scope {
-        None => None,
-        Some(text) => Some(Scopes::parse(&text).ok_or((
-            400,
-            "invalid_scope",
-            "unknown scope; this server grants scim and feed.read",
-        ))?),
+    let scopes = || -> Result<Option<Scopes>, Refusal> {
+        match &scope {
+            None => Ok(None),
+            Some(text) => Ok(Some(Scopes::parse(text).ok_or((
+                400,
+                "invalid_scope",
+                "unknown scope; this server grants scim and feed.read",
+            ))?)),
+        }
     };
     if assertion_type.is_some() || assertion.is_some() {
         let (Some(kind), Some(assertion)) = (assertion_type, assertion) else {
@@ -268,7 +270,7 @@ async fn parse(req: Request<Incoming>, token_endpoint: String) -> Result<GrantRe
         return Ok(GrantRequest {
             client: body_id.map(ClientId::new),
             proof: Proof::Assertion(assertion),
-            scopes,
+            scopes: scopes()?,
             token_endpoint,
         });
     }
@@ -291,7 +293,7 @@ async fn parse(req: Request<Incoming>, token_endpoint: String) -> Result<GrantRe
     Ok(GrantRequest {
         client: Some(ClientId::new(id)),
         proof: Proof::Secret(secret),
-        scopes,
+        scopes: scopes()?,
         token_endpoint,
     })
 }

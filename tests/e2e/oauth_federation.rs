@@ -3,6 +3,8 @@
 //! the access token on SCIM, and every way an assertion is refused (RFC 6749 §5.2).
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -733,4 +735,101 @@ fn an_unreachable_jwks_url_is_503_temporarily_unavailable_and_the_server_goes_on
     }
     // Still answers everything else.
     assert_eq!(server.as_tenant(&ctx.token).get("/Users").status, 200);
+}
+
+/// An HTTPS server on loopback serving `body` at any path, with a certificate for localhost
+/// written (PEM) to `ca_path`; counts its requests.
+fn jwks_https_server(ca_path: &std::path::Path, body: String) -> (u16, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(ca_path, ck.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![ck.cert.der().clone()], key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            if !got.starts_with(b"GET /idp/keys ") {
+                continue;
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (port, hits)
+}
+
+#[test]
+fn a_jwks_url_is_fetched_over_https_once_and_its_keys_verify_assertions() {
+    let key = IdpKey::rs256("rsa-1");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("idp-ca.pem");
+    let doc = json!({"keys": [key.jwk.clone()]}).to_string();
+    let (port, hits) = jwks_https_server(&ca, doc);
+    let ctx = TenantCtx::start_with(
+        "acme",
+        "",
+        &[
+            ("GROUPTALK_SCIM_SERVER__PUBLIC_URL", ISSUER),
+            ("GROUPTALK_SCIM_OAUTH__JWKS_CA_FILE", ca.to_str().unwrap()),
+        ],
+    );
+    let server = &ctx.server;
+    let (id, _, _) = create_client(server, "acme", &[]);
+    let url = format!("https://localhost:{port}/idp/keys");
+    let (ok, _, err) = cli(
+        server,
+        &[
+            "client",
+            "federate",
+            &id,
+            "--jwks",
+            &url,
+            "--issuer",
+            IDP,
+            "--subject",
+            SUBJECT,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the CLI does not fetch");
+    let t = access_token(&grant_assertion(server, Some(&id), &key.sign(&claims())));
+    assert_eq!(server.as_tenant(&t).get("/Users").status, 200);
+    // Cached: the next grants do not fetch again.
+    access_token(&grant_assertion(server, None, &key.sign(&claims())));
+    assert_oauth_error(
+        &grant_assertion(server, Some(&id), &IdpKey::rs256("rsa-1").sign(&claims())),
+        401,
+        "invalid_client",
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
