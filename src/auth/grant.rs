@@ -31,7 +31,7 @@ use super::jwks::Jwks;
 use super::{secrets, unix_now, Via};
 use crate::budget::WindowCounter;
 use crate::domain::{ClientId, Scopes, TenantId, Timestamp};
-use crate::store::{clients, Store, StoreError};
+use crate::store::{clients, federations, Store, StoreError};
 
 /// argon2 verifications running at once (each holds 7 MiB and a core).
 const MAX_CONCURRENT: usize = 2;
@@ -222,7 +222,9 @@ impl Granter {
         };
         let client = req.client.clone();
         let Some(found) = store
-            .read_point(move |conn| clients::federation_check(conn, client.as_ref(), &iss, &sub))
+            .read_point(move |conn| {
+                federations::federation_check(conn, client.as_ref(), &iss, &sub)
+            })
             .await?
         else {
             return Err(refused("no federation for this client, issuer and subject"));

@@ -27,7 +27,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{ClientId, FederationId, Scope, Scopes, SecretId, TenantId, TokenId};
-use crate::store::{self, clients, tokens};
+use crate::store::{self, clients, federations, tokens};
 
 const KEY_LEN: usize = 64;
 const ISSUER: &str = "grouptalk-scim";
@@ -348,7 +348,7 @@ impl Claimed {
                 granted,
             } => match match via {
                 Via::Secret(secret) => clients::access_state(conn, client, secret)?,
-                Via::Federation(f) => clients::federated_access_state(conn, client, f)?,
+                Via::Federation(f) => federations::federated_access_state(conn, client, f)?,
             } {
                 None => return Ok(Err(TokenError::Unknown)),
                 // The token's scopes, less any the client has lost since.

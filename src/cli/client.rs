@@ -17,7 +17,8 @@ use crate::auth::jwks::JwksSource;
 use crate::auth::secrets;
 use crate::config::Config;
 use crate::domain::{ClientId, Scope, Scopes, SecretId, Timestamp};
-use crate::store::clients::{self, FederationRecord, NewFederation, SecretRecord};
+use crate::store::clients::{self, SecretRecord};
+use crate::store::federations::{self, FederationRecord, NewFederation};
 use crate::store::tenants;
 
 /// A new secret's lifetime when none is given.
@@ -223,7 +224,7 @@ pub fn run(config: &Config, cmd: ClientCommand) -> anyhow::Result<()> {
             if clients::get(&conn, &id)?.is_none() {
                 bail!("no client with id {id} (see `grouptalk-scim client list`)");
             }
-            if !clients::unfederate(&conn, &id)? {
+            if !federations::unfederate(&conn, &id)? {
                 bail!("client {id} is not federated");
             }
             eprintln!("removed the federation of client {id}");
@@ -281,7 +282,7 @@ fn federate(
         }
         JwksSource::Https { .. } => {}
     }
-    if let Some(other) = clients::federation_by_subject(conn, new.issuer, new.subject)? {
+    if let Some(other) = federations::federation_by_subject(conn, new.issuer, new.subject)? {
         if other.client_id != *id {
             bail!(
                 "client {} is already federated with this issuer and subject; unfederate it first",
@@ -290,7 +291,7 @@ fn federate(
         }
     }
     let tx = conn.transaction()?;
-    let record = clients::federate(&tx, id, new)?;
+    let record = federations::federate(&tx, id, new)?;
     tx.commit()?;
     Ok(record)
 }
@@ -386,7 +387,7 @@ fn list(
     }
     for c in clients::list(conn, tenant)? {
         let secrets = clients::secrets(conn, &c.id)?;
-        let federation = clients::federation(conn, &c.id)?;
+        let federation = federations::federation(conn, &c.id)?;
         if json {
             out.push(json!({
                 "client_id": c.id.as_str(),

@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod clients;
+pub mod federations;
 pub mod health;
 pub mod query;
 mod readers;
