@@ -201,7 +201,8 @@ impl Granter {
         })
     }
 
-    /// A client assertion (RFC 7523 §2.2) against the client's federation.
+    /// A client assertion (RFC 7523 §2.2) against the client's federation
+    /// (`docs/entra-id-behaviour.md` "Workload identity federation").
     async fn check_assertion(&self, store: &Store, req: GrantRequest) -> Result<Grant, GrantError> {
         let Proof::Assertion(text) = &req.proof else {
             return Err(GrantError::InvalidClient);
