@@ -36,6 +36,9 @@ pub struct OAuthConfig {
     /// Seconds an access token from `/oauth2/token` is valid (3600..=21600: Microsoft's gallery
     /// asks for 60 minutes to 6 hours).
     pub access_token_lifetime_secs: u64,
+    /// A PEM file of CA certificates trusted, besides Mozilla's roots, when a federated
+    /// client's JWKS is fetched over HTTPS (an identity provider with a private CA). Empty: none.
+    pub jwks_ca_file: String,
 }
 
 /// What `Config::settings` parsed out of the file's text fields.
@@ -51,6 +54,8 @@ pub struct Settings {
     pub backup_dir: Option<PathBuf>,
     /// `server.trusted_proxies`, parsed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `oauth.jwks_ca_file`; None when empty.
+    pub jwks_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -208,6 +213,7 @@ impl Default for Config {
             },
             oauth: OAuthConfig {
                 access_token_lifetime_secs: 3600,
+                jwks_ca_file: String::new(),
             },
         }
     }
@@ -304,6 +310,8 @@ impl Config {
                 "oauth.access_token_lifetime_secs must be between 3600 and 21600 (got {lifetime})"
             );
         }
+        let jwks_ca_file =
+            (!self.oauth.jwks_ca_file.is_empty()).then(|| PathBuf::from(&self.oauth.jwks_ca_file));
         let backup_dir = (!self.backup.dir.is_empty()).then(|| PathBuf::from(&self.backup.dir));
         if backup_dir.is_some() && (self.backup.interval_hours == 0 || self.backup.keep == 0) {
             bail!("backup.interval_hours and backup.keep must be at least 1");
@@ -349,6 +357,7 @@ impl Config {
             public_url,
             backup_dir,
             trusted_proxies,
+            jwks_ca_file,
         })
     }
 

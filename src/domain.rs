@@ -74,6 +74,13 @@ text_id!(
     SecretId
 );
 
+text_id!(
+    /// A client's workload identity federation (`client_federations.id`): the JWKS, issuer,
+    /// subject and audience its assertions are checked against. Access tokens issued on an
+    /// assertion name it (`fid`), so removing the federation ends them.
+    FederationId
+);
+
 /// What a credential may do. `scim`: read and write the tenant's directory over SCIM (what
 /// Entra needs). `feed.read`: read the change feed (and GET SCIM resources), never write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,6 +10,12 @@
 //! - a secret that verified once is remembered by its SHA-256 (with its secret id), so Entra's
 //!   request every hour or so costs one argon2 run per secret, not one per request. Revocation
 //!   and expiry are checked in the database on every grant all the same.
+//!
+//! A federated client presents a signed JWT instead (`Proof::Assertion`, RFC 7523 §2.2): its
+//! federation is found by `client_id`, or by the assertion's issuer and subject when no
+//! `client_id` is sent; the assertion is checked against the federation's JWKS (`jwks`) and
+//! its issuer, subject and audience (`assertion`), and its `jti` may not be used twice. A
+//! signature check costs microseconds: no argon2 budget, but failures count the same.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,10 +26,12 @@ use std::time::Duration;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
-use super::secrets;
+use super::assertion::{self, AssertionError, Expected, Replay, SeenAssertions};
+use super::jwks::Jwks;
+use super::{secrets, unix_now, Via};
 use crate::budget::WindowCounter;
-use crate::domain::{ClientId, Scopes, SecretId, TenantId, Timestamp};
-use crate::store::{clients, Store, StoreError};
+use crate::domain::{ClientId, Scopes, TenantId, Timestamp};
+use crate::store::{clients, federations, Store, StoreError};
 
 /// argon2 verifications running at once (each holds 7 MiB and a core).
 const MAX_CONCURRENT: usize = 2;
@@ -36,10 +44,20 @@ const VERIFIED_CACHE_LEN: usize = 1024;
 
 /// What a grant request presents.
 pub struct GrantRequest {
-    pub client: ClientId,
-    pub secret: String,
+    /// `client_id` (always there with a secret; optional with an assertion).
+    pub client: Option<ClientId>,
+    pub proof: Proof,
     /// The scopes asked for; None: every scope of the client.
     pub scopes: Option<Scopes>,
+    /// The token endpoint's URL: an assertion's audience unless its federation names another.
+    pub token_endpoint: String,
+}
+
+/// How the client authenticates. Neither is ever logged.
+pub enum Proof {
+    Secret(String),
+    /// `client_assertion` (with `client_assertion_type` jwt-bearer).
+    Assertion(String),
 }
 
 /// A granted request: who the access token is for and what it may do.
@@ -47,14 +65,19 @@ pub struct GrantRequest {
 pub struct Grant {
     pub tenant: TenantId,
     pub client: ClientId,
-    pub secret: SecretId,
+    pub via: Via,
     pub scopes: Scopes,
 }
 
 #[derive(Debug)]
 pub enum GrantError {
-    /// Unknown client, wrong, expired or revoked secret, revoked client: one answer for all.
+    /// The assertion is not a JWT at all (`invalid_request`).
+    MalformedAssertion,
+    /// Unknown client, wrong, expired or revoked secret, revoked client, an assertion that
+    /// fails any check: one answer for all.
     InvalidClient,
+    /// The federation's keys cannot be had (JWKS file unreadable, URL never fetched): retry.
+    KeysUnavailable,
     /// Asked for a scope the client does not have.
     InvalidScope,
     /// Too many verifications now (overall) or failures (this address and client): retry later.
@@ -72,7 +95,10 @@ pub struct Granter {
     running: Semaphore,
     rate: DefaultDirectRateLimiter,
     failures: WindowCounter<(IpAddr, ClientId)>,
-    verified: Mutex<HashMap<[u8; 32], SecretId>>,
+    verified: Mutex<HashMap<[u8; 32], crate::domain::SecretId>>,
+    /// The federated clients' key sets.
+    pub jwks: Jwks,
+    seen: SeenAssertions,
 }
 
 impl Default for Granter {
@@ -82,13 +108,20 @@ impl Default for Granter {
 }
 
 impl Granter {
+    /// With the default JWKS cache (Mozilla's roots).
     pub fn new() -> Granter {
+        Granter::with_jwks(Jwks::default())
+    }
+
+    pub fn with_jwks(jwks: Jwks) -> Granter {
         let per_second = NonZeroU32::new(PER_SECOND).unwrap_or(NonZeroU32::MIN);
         Granter {
             running: Semaphore::new(MAX_CONCURRENT),
             rate: RateLimiter::direct(Quota::per_second(per_second)),
             failures: WindowCounter::new(FAILURES_PER_MINUTE, Duration::from_secs(60)),
             verified: Mutex::new(HashMap::new()),
+            jwks,
+            seen: SeenAssertions::default(),
         }
     }
 
@@ -99,22 +132,42 @@ impl Granter {
         from: IpAddr,
         req: GrantRequest,
     ) -> Result<Grant, GrantError> {
-        let key = (from, req.client.clone());
+        // Without a client_id (an assertion may name its client by issuer and subject) the
+        // failures count per address.
+        let key = (
+            from,
+            req.client.clone().unwrap_or_else(|| ClientId::new("")),
+        );
         if self.failures.exhausted(&key) {
             return Err(GrantError::Throttled);
         }
-        let outcome = self.check(store, req).await;
+        let outcome = match req.proof {
+            Proof::Secret(ref secret) => match req.client.clone() {
+                Some(client) => {
+                    let secret = secret.clone();
+                    self.check(store, client, secret, req.scopes).await
+                }
+                None => Err(GrantError::InvalidClient),
+            },
+            Proof::Assertion(_) => self.check_assertion(store, req).await,
+        };
         if matches!(outcome, Err(GrantError::InvalidClient)) {
             self.failures.take(&key);
         }
         outcome
     }
 
-    async fn check(&self, store: &Store, req: GrantRequest) -> Result<Grant, GrantError> {
-        let Some((secret_id, _)) = secrets::split(&req.secret) else {
+    async fn check(
+        &self,
+        store: &Store,
+        client_id: ClientId,
+        secret: String,
+        asked: Option<Scopes>,
+    ) -> Result<Grant, GrantError> {
+        let Some((secret_id, _)) = secrets::split(&secret) else {
             return Err(GrantError::InvalidClient);
         };
-        let (client, sid) = (req.client.clone(), secret_id.clone());
+        let (client, sid) = (client_id.clone(), secret_id.clone());
         let Some(found) = store
             .read_point(move |conn| clients::grant_check(conn, &client, &sid))
             .await?
@@ -124,7 +177,7 @@ impl Granter {
         if found.client_revoked || found.secret_revoked || found.expires <= Timestamp::now() {
             return Err(GrantError::InvalidClient);
         }
-        let digest = digest(&req.secret);
+        let digest = digest(&secret);
         let known = self
             .verified
             .lock()
@@ -132,7 +185,7 @@ impl Granter {
             .and_then(|m| m.get(&digest).cloned())
             .is_some_and(|id| id == secret_id);
         if !known {
-            self.verify(req.secret, found.phc).await?;
+            self.verify(secret, found.phc).await?;
             if let Ok(mut m) = self.verified.lock() {
                 if m.len() >= VERIFIED_CACHE_LEN {
                     m.clear();
@@ -140,16 +193,87 @@ impl Granter {
                 m.insert(digest, secret_id.clone());
             }
         }
-        let scopes = match req.scopes {
-            None => found.client_scopes,
-            Some(asked) if !asked.is_empty() && asked.is_subset(found.client_scopes) => asked,
-            Some(_) => return Err(GrantError::InvalidScope),
-        };
         Ok(Grant {
             tenant: found.tenant_id,
-            client: req.client,
-            secret: secret_id,
-            scopes,
+            client: client_id,
+            via: Via::Secret(secret_id),
+            scopes: granted_scopes(asked, found.client_scopes)?,
+        })
+    }
+
+    /// A client assertion (RFC 7523 §2.2) against the client's federation
+    /// (`docs/entra-id-behaviour.md` "Workload identity federation").
+    async fn check_assertion(&self, store: &Store, req: GrantRequest) -> Result<Grant, GrantError> {
+        let Proof::Assertion(text) = &req.proof else {
+            return Err(GrantError::InvalidClient);
+        };
+        let refused = |why: &'static str| {
+            tracing::info!(client = ?req.client.as_ref().map(|c| c.as_str()), reason = why,
+                "client assertion refused");
+            GrantError::InvalidClient
+        };
+        let token = match assertion::parse(text) {
+            Ok(t) => t,
+            Err(AssertionError::Malformed(_)) => return Err(GrantError::MalformedAssertion),
+            Err(AssertionError::Invalid(why)) => return Err(refused(why)),
+            Err(AssertionError::UnknownKey) => return Err(refused("unknown kid")),
+        };
+        let (Some(iss), Some(sub)) = (token.claims.iss.clone(), token.claims.sub.clone()) else {
+            return Err(refused("no iss or sub"));
+        };
+        let client = req.client.clone();
+        let Some(found) = store
+            .read_point(move |conn| {
+                federations::federation_check(conn, client.as_ref(), &iss, &sub)
+            })
+            .await?
+        else {
+            return Err(refused("no federation for this client, issuer and subject"));
+        };
+        if found.client_revoked {
+            return Err(refused("client revoked"));
+        }
+        let fed = &found.federation;
+        let Some(mut keys) = self.jwks.keys(&fed.jwks).await else {
+            return Err(GrantError::KeysUnavailable);
+        };
+        let mut checked = assertion::verify_signature(&token, &keys);
+        if checked == Err(AssertionError::UnknownKey) {
+            // The keys may have rotated since they were read.
+            if let Some(fresh) = self.jwks.keys_after_unknown_kid(&fed.jwks).await {
+                keys = fresh;
+                checked = assertion::verify_signature(&token, &keys);
+            }
+        }
+        match checked {
+            Ok(()) => {}
+            Err(AssertionError::Invalid(why)) => return Err(refused(why)),
+            Err(_) => return Err(refused("unknown kid")),
+        }
+        let expected = Expected {
+            issuer: &fed.issuer,
+            subject: &fed.subject,
+            audience: fed.audience.as_deref().unwrap_or(&req.token_endpoint),
+        };
+        let now = unix_now();
+        if let Err(e) = assertion::check_claims(&token.claims, &expected, now) {
+            return Err(refused(match e {
+                AssertionError::Invalid(why) => why,
+                _ => "claims",
+            }));
+        }
+        if let (Some(jti), Some(exp)) = (&token.claims.jti, token.claims.exp) {
+            match self.seen.first_use(&fed.issuer, jti, exp, now) {
+                Ok(()) => {}
+                Err(Replay::Replayed) => return Err(refused("jti replayed")),
+                Err(Replay::Crowded) => return Err(GrantError::Throttled),
+            }
+        }
+        Ok(Grant {
+            tenant: found.tenant_id.clone(),
+            client: fed.client_id.clone(),
+            via: Via::Federation(fed.id.clone()),
+            scopes: granted_scopes(req.scopes, found.client_scopes)?,
         })
     }
 
@@ -169,6 +293,15 @@ impl Granter {
         } else {
             Err(GrantError::InvalidClient)
         }
+    }
+}
+
+/// The scopes asked for, if the client has them all; every scope of the client if none.
+fn granted_scopes(asked: Option<Scopes>, client: Scopes) -> Result<Scopes, GrantError> {
+    match asked {
+        None => Ok(client),
+        Some(asked) if !asked.is_empty() && asked.is_subset(client) => Ok(asked),
+        Some(_) => Err(GrantError::InvalidScope),
     }
 }
 

@@ -9,6 +9,8 @@
 //! who the token says it is. Only `Claimed::confirm`, the database check, makes a `Principal`,
 //! and handlers and the writer accept nothing else: a request cannot read or write on a claim.
 
+pub mod assertion;
+pub mod jwks;
 pub mod secrets;
 
 use std::collections::HashMap;
@@ -24,8 +26,8 @@ pub mod grant;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ClientId, Scope, Scopes, SecretId, TenantId, TokenId};
-use crate::store::{self, clients, tokens};
+use crate::domain::{ClientId, FederationId, Scope, Scopes, SecretId, TenantId, TokenId};
+use crate::store::{self, clients, federations, tokens};
 
 const KEY_LEN: usize = 64;
 const ISSUER: &str = "grouptalk-scim";
@@ -41,12 +43,15 @@ pub struct Claims {
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<i64>,
-    /// Access tokens only: the client, the secret it was issued with, and its scopes
-    /// (space-separated). A bearer token has none of them.
+    /// Access tokens only: the client, the secret it was issued with (`sid`) or the
+    /// federation whose assertion it was issued on (`fid`), and its scopes (space-separated).
+    /// A bearer token has none of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
@@ -120,13 +125,19 @@ impl SigningKey {
     /// The signature half of authentication: who the token says it is.
     pub fn claim(&self, token: &str, now: i64) -> Result<Claimed, TokenError> {
         let claims = self.verify(token, now)?;
-        let credential = match (claims.cid, claims.sid) {
-            (None, None) => Credential::Token(TokenId::new(claims.jti)),
-            (Some(client), Some(secret)) => Credential::Client {
+        let granted =
+            || Scopes::parse(claims.scope.as_deref().unwrap_or("")).ok_or(TokenError::Invalid);
+        let credential = match (claims.cid.clone(), claims.sid.clone(), claims.fid.clone()) {
+            (None, None, None) => Credential::Token(TokenId::new(claims.jti.clone())),
+            (Some(client), Some(secret), None) => Credential::Client {
                 client: ClientId::new(client),
-                secret: SecretId::new(secret),
-                granted: Scopes::parse(claims.scope.as_deref().unwrap_or(""))
-                    .ok_or(TokenError::Invalid)?,
+                via: Via::Secret(SecretId::new(secret)),
+                granted: granted()?,
+            },
+            (Some(client), None, Some(federation)) => Credential::Client {
+                client: ClientId::new(client),
+                via: Via::Federation(FederationId::new(federation)),
+                granted: granted()?,
             },
             _ => return Err(TokenError::Invalid),
         };
@@ -212,22 +223,29 @@ impl Claims {
             exp,
             cid: None,
             sid: None,
+            fid: None,
             scope: None,
         }
     }
 
-    /// The claims of an OAuth access token for `client`, issued with `secret`.
+    /// The claims of an OAuth access token for `client`, issued with a secret or on an
+    /// assertion of its federation.
     pub fn access(
         tenant: &TenantId,
         client: &ClientId,
-        secret: &SecretId,
+        via: &Via,
         scopes: Scopes,
         iat: i64,
         exp: i64,
     ) -> Claims {
+        let (sid, fid) = match via {
+            Via::Secret(s) => (Some(s.to_string()), None),
+            Via::Federation(f) => (None, Some(f.to_string())),
+        };
         Claims {
             cid: Some(client.to_string()),
-            sid: Some(secret.to_string()),
+            sid,
+            fid,
             scope: Some(scopes.to_string()),
             ..Claims::new(
                 uuid::Uuid::new_v4().to_string(),
@@ -277,14 +295,23 @@ pub struct Claimed {
 pub enum Credential {
     /// A long-lived bearer token (`token issue`): its row in `tokens`.
     Token(TokenId),
-    /// An OAuth access token, issued by `/oauth2/token` to a client with one of its secrets:
-    /// it stands as long as neither is revoked.
+    /// An OAuth access token, issued by `/oauth2/token` to a client with one of its secrets or
+    /// on an assertion of its federation: it stands as long as neither is revoked or removed.
     Client {
         client: ClientId,
-        secret: SecretId,
+        via: Via,
         /// What the token was granted (its `scope` claim): never more than the client has now.
         granted: Scopes,
     },
+}
+
+/// How a client authenticated when its access token was issued: what must still stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// One of its secrets (`client_secret_basic` / `client_secret_post`).
+    Secret(SecretId),
+    /// An assertion of its workload identity federation (`private_key_jwt`, RFC 7523).
+    Federation(FederationId),
 }
 
 impl Credential {
@@ -317,9 +344,12 @@ impl Claimed {
             },
             Credential::Client {
                 client,
-                secret,
+                via,
                 granted,
-            } => match clients::access_state(conn, client, secret)? {
+            } => match match via {
+                Via::Secret(secret) => clients::access_state(conn, client, secret)?,
+                Via::Federation(f) => federations::federated_access_state(conn, client, f)?,
+            } {
                 None => return Ok(Err(TokenError::Unknown)),
                 // The token's scopes, less any the client has lost since.
                 Some(a) => (a.tenant_id, granted.intersection(a.scopes), a.revoked),

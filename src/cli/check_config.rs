@@ -20,6 +20,11 @@ pub fn run(explicit: Option<&Path>) -> anyhow::Result<()> {
     } else {
         eprintln!("TLS disabled: serve only behind a TLS-terminating proxy");
     }
+    let settings = config.settings()?;
+    if let Some(ca) = &settings.jwks_ca_file {
+        crate::auth::jwks::trust_anchors(Some(ca))?;
+        eprintln!("oauth.jwks_ca_file {}: ok", ca.display());
+    }
     if config.data_dir.exists() && !config.data_dir.is_dir() {
         anyhow::bail!(
             "data_dir {} exists but is not a directory",

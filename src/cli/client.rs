@@ -1,5 +1,6 @@
-//! `client create`, `client list`, `client secret add`, `client secret revoke`, `client revoke`:
-//! the OAuth clients Entra's client-credentials grant authenticates as.
+//! `client create`, `client list`, `client secret add`, `client secret revoke`, `client revoke`,
+//! `client federate`, `client unfederate`: the OAuth clients Entra's client-credentials grant
+//! authenticates as, with a secret or (federated) with a JWT its identity provider signs.
 //!
 //! A secret is printed once, when it is made (`create`, `secret add`): alone on the last line of
 //! stdout, or as `client_secret` in the one JSON object `--json` prints. The database keeps only
@@ -11,10 +12,13 @@ use clap::{Subcommand, ValueEnum};
 use rusqlite::Connection;
 use serde_json::json;
 
+use crate::auth::assertion::KeySet;
+use crate::auth::jwks::JwksSource;
 use crate::auth::secrets;
 use crate::config::Config;
 use crate::domain::{ClientId, Scope, Scopes, SecretId, Timestamp};
 use crate::store::clients::{self, SecretRecord};
+use crate::store::federations::{self, FederationRecord, NewFederation};
 use crate::store::tenants;
 
 /// A new secret's lifetime when none is given.
@@ -80,6 +84,34 @@ pub enum ClientCommand {
         #[arg(value_name = "CLIENT_ID")]
         client_id: String,
     },
+    /// Let a client authenticate with a JWT its identity provider signs (workload identity
+    /// federation, RFC 7523) instead of a secret; replaces the client's earlier federation
+    Federate {
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+        /// The identity provider's keys: an absolute path to a JWKS file, or an https:// URL
+        /// (fetched and refreshed by the server)
+        #[arg(long, value_name = "FILE_OR_HTTPS_URL")]
+        jwks: String,
+        /// The assertion's `iss`, exactly
+        #[arg(long, value_name = "ISS")]
+        issuer: String,
+        /// The assertion's `sub`, exactly
+        #[arg(long, value_name = "SUB")]
+        subject: String,
+        /// The assertion's `aud` (default: this server's token endpoint URL)
+        #[arg(long, value_name = "AUD")]
+        audience: Option<String>,
+        /// Print one JSON object: the federation
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client's federation: no access token on an assertion any more, and those
+    /// issued on one stop on their next request (its secrets, if any, go on working)
+    Unfederate {
+        #[arg(value_name = "CLIENT_ID")]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,7 +164,7 @@ pub fn run(config: &Config, cmd: ClientCommand) -> anyhow::Result<()> {
             );
             print_secret(&record, &secret, json, true);
         }
-        ClientCommand::List { tenant, json } => list(&conn, tenant.as_deref(), json)?,
+        ClientCommand::List { tenant, json } => list(&conn, config, tenant.as_deref(), json)?,
         ClientCommand::Secret(SecretCommand::Add {
             client_id,
             expires_in_days,
@@ -161,6 +193,42 @@ pub fn run(config: &Config, cmd: ClientCommand) -> anyhow::Result<()> {
             clients::revoke_secret(&conn, &id)?;
             eprintln!("revoked secret {id} of client {}", secret.client_id);
         }
+        ClientCommand::Federate {
+            client_id,
+            jwks,
+            issuer,
+            subject,
+            audience,
+            json,
+        } => {
+            let id = ClientId::new(client_id.trim());
+            let new = NewFederation {
+                jwks: jwks.trim(),
+                issuer: issuer.trim(),
+                subject: subject.trim(),
+                audience: audience.as_deref().map(str::trim),
+            };
+            let record = federate(&mut conn, config, &id, &new)?;
+            eprintln!(
+                "client {id} now accepts assertions of issuer {:?} and subject {:?} signed by a key of {}",
+                record.issuer, record.subject, record.jwks
+            );
+            if json {
+                println!("{}", federation_json(&record, config));
+            } else {
+                println!("{}", record.id);
+            }
+        }
+        ClientCommand::Unfederate { client_id } => {
+            let id = ClientId::new(client_id.trim());
+            if clients::get(&conn, &id)?.is_none() {
+                bail!("no client with id {id} (see `grouptalk-scim client list`)");
+            }
+            if !federations::unfederate(&conn, &id)? {
+                bail!("client {id} is not federated");
+            }
+            eprintln!("removed the federation of client {id}");
+        }
         ClientCommand::Revoke { client_id } => {
             let id = ClientId::new(client_id.trim());
             if !clients::revoke(&conn, &id)? {
@@ -170,6 +238,83 @@ pub fn run(config: &Config, cmd: ClientCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Check and store a federation (in one transaction with the removal of the one it replaces).
+fn federate(
+    conn: &mut Connection,
+    config: &Config,
+    id: &ClientId,
+    new: &NewFederation<'_>,
+) -> anyhow::Result<FederationRecord> {
+    let client = clients::get(conn, id)?
+        .with_context(|| format!("no client with id {id} (see `grouptalk-scim client list`)"))?;
+    if client.revoked.is_some() {
+        bail!("client {id} is revoked; create a new one with `grouptalk-scim client create`");
+    }
+    for (flag, value) in [("--issuer", new.issuer), ("--subject", new.subject)] {
+        if value.is_empty() || value.len() > 1024 {
+            bail!("{flag} must be 1 to 1024 characters");
+        }
+    }
+    if new.audience.is_some_and(|a| a.is_empty() || a.len() > 1024) {
+        bail!("--audience must be 1 to 1024 characters");
+    }
+    if new.audience.is_none() && config.server.public_url.trim().is_empty() {
+        eprintln!(
+            "warning: server.public_url is not set in this configuration: the token endpoint, \
+             and the default audience (its URL), need it"
+        );
+    }
+    match JwksSource::parse(new.jwks).map_err(anyhow::Error::msg)? {
+        JwksSource::File(path) => {
+            // Read now so a typo is found here, not by the first token request.
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("cannot read the JWKS file {}", path.display()))?;
+            let keys = KeySet::from_jwks(&bytes)
+                .map_err(|e| anyhow::anyhow!("{} is not a usable JWKS: {e}", path.display()))?;
+            eprintln!(
+                "{}: {} signing key(s); the server reads it again when it changes (it must be \
+                 readable by the service account)",
+                path.display(),
+                keys.len()
+            );
+        }
+        JwksSource::Https { .. } => {}
+    }
+    if let Some(other) = federations::federation_by_subject(conn, new.issuer, new.subject)? {
+        if other.client_id != *id {
+            bail!(
+                "client {} is already federated with this issuer and subject; unfederate it first",
+                other.client_id
+            );
+        }
+    }
+    let tx = conn.transaction()?;
+    let record = federations::federate(&tx, id, new)?;
+    tx.commit()?;
+    Ok(record)
+}
+
+/// A federation as `federate --json` and `list --json` show it: `audience` is the one in
+/// force (the token endpoint's URL when none was given), `audience_is_default` says which.
+fn federation_json(f: &FederationRecord, config: &Config) -> serde_json::Value {
+    let public = config.server.public_url.trim().trim_end_matches('/');
+    let audience = match &f.audience {
+        Some(a) => Some(a.clone()),
+        None if public.is_empty() => None,
+        None => Some(format!("{public}{}", crate::http::oauth::TOKEN_PATH)),
+    };
+    json!({
+        "client_id": f.client_id.as_str(),
+        "federation_id": f.id.as_str(),
+        "jwks": f.jwks,
+        "issuer": f.issuer,
+        "subject": f.subject,
+        "audience": audience,
+        "audience_is_default": f.audience.is_none(),
+        "created": f.created.to_string(),
+    })
 }
 
 /// `now + days`, once `days` is within 1..=1095.
@@ -221,7 +366,12 @@ fn secret_id_of(arg: &str) -> SecretId {
     }
 }
 
-fn list(conn: &Connection, tenant: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn list(
+    conn: &Connection,
+    config: &Config,
+    tenant: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     if let Some(t) = tenant {
         if tenants::get_by_name(conn, t)?.is_none() {
             bail!("no tenant named {t:?} (see `grouptalk-scim tenant list`)");
@@ -237,6 +387,7 @@ fn list(conn: &Connection, tenant: Option<&str>, json: bool) -> anyhow::Result<(
     }
     for c in clients::list(conn, tenant)? {
         let secrets = clients::secrets(conn, &c.id)?;
+        let federation = federations::federation(conn, &c.id)?;
         if json {
             out.push(json!({
                 "client_id": c.id.as_str(),
@@ -251,6 +402,7 @@ fn list(conn: &Connection, tenant: Option<&str>, json: bool) -> anyhow::Result<(
                     "expires_at": s.expires.to_string(),
                     "revoked": s.revoked.map(|r| r.to_string()),
                 })).collect::<Vec<_>>(),
+                "federation": federation.as_ref().map(|f| federation_json(f, config)),
             }));
             continue;
         }
@@ -271,6 +423,16 @@ fn list(conn: &Connection, tenant: Option<&str>, json: bool) -> anyhow::Result<(
                 None => "active".to_string(),
             };
             println!("  secret {}  expires {}  {state}", s.id, s.expires);
+        }
+        if let Some(f) = &federation {
+            let aud = federation_json(f, config)["audience"]
+                .as_str()
+                .unwrap_or("(server.public_url not set)")
+                .to_string();
+            println!(
+                "  federated  jwks {}  issuer {}  subject {}  audience {aud}",
+                f.jwks, f.issuer, f.subject
+            );
         }
     }
     if json {

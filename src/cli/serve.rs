@@ -115,7 +115,14 @@ async fn run_server(
         None => None,
     };
     let local = listener.local_addr()?;
-    let app = Arc::new(App::new(config.clone(), settings, store, key));
+    let jwks_roots = crate::auth::jwks::trust_anchors(settings.jwks_ca_file.as_deref())?;
+    let mut app = App::new(config.clone(), settings, store, key);
+    app.granter = crate::auth::grant::Granter::with_jwks(crate::auth::jwks::Jwks::with_roots(
+        jwks_roots,
+        crate::auth::jwks::REFRESH_EVERY,
+        crate::auth::jwks::FETCH_TIMEOUT,
+    ));
+    let app = Arc::new(app);
     let (stop_tx, stop_rx) = watch::channel(false);
     // Installed before the server reports ready: a SIGHUP that arrived before the handler
     // existed would take the default action and terminate the process.

@@ -84,6 +84,13 @@ pub fn run(config: &Config, args: StatsArgs) -> anyhow::Result<()> {
                 };
                 println!("    secret {} expires {}{state}", secret.id, secret.expires);
             }
+            let id = crate::domain::ClientId::new(client.id.as_str());
+            if let Some(f) = crate::store::federations::federation(&conn, &id)? {
+                println!(
+                    "    federated: jwks {} issuer {} subject {}",
+                    f.jwks, f.issuer, f.subject
+                );
+            }
         }
     }
     Ok(())

@@ -7,6 +7,12 @@
 //! or both (then they must agree). Errors are RFC 6749 §5.2 JSON, never saying which half of a
 //! credential was wrong. OAuth is served only when `server.public_url` is set: the issuer
 //! never comes from a `Host` header.
+//!
+//! A federated client authenticates with `client_assertion_type=urn:ietf:params:oauth:client-
+//! assertion-type:jwt-bearer` and a `client_assertion` JWT instead (RFC 7523 §2.2,
+//! `private_key_jwt`); `client_id` is then optional. One method per request (RFC 6749 §2.3):
+//! an assertion with a secret or a Basic header is `invalid_request`, as is an assertion that
+//! is not a JWT; any other failed check is the same `invalid_client`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,7 +29,8 @@ use serde_json::{json, Value};
 
 use super::response::{self, Body};
 use crate::app::App;
-use crate::auth::grant::{GrantError, GrantRequest};
+use crate::auth::assertion::{self, JWT_BEARER};
+use crate::auth::grant::{GrantError, GrantRequest, Proof};
 use crate::auth::{unix_now, Claims};
 use crate::domain::{ClientId, Scope, Scopes};
 use crate::telemetry::reqlog::Draft;
@@ -43,7 +50,12 @@ pub fn metadata(app: &App) -> Response<Body> {
         "issuer": issuer,
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": assertion::ALGORITHMS
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>(),
         "scopes_supported": Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
         "response_types_supported": [],
     });
@@ -78,20 +90,27 @@ pub async fn token(
         );
     }
     let basic_used = req.headers().contains_key(AUTHORIZATION);
-    let request = match parse(req).await {
+    let Some(issuer) = &app.settings.public_url else {
+        return not_configured();
+    };
+    let request = match parse(req, format!("{issuer}{TOKEN_PATH}")).await {
         Ok(r) => r,
         Err((status, code, why)) => return oauth_error(status, code, why, basic_used),
     };
-    draft.update(|e| e.resource_id = Some(request.client.to_string()));
-    let client = request.client.clone();
+    let mut client = request
+        .client
+        .as_ref()
+        .map_or_else(|| "(named by its assertion)".to_string(), |c| c.to_string());
+    draft.update(|e| e.resource_id = request.client.as_ref().map(|c| c.to_string()));
     match app.granter.grant(&app.store, from, request).await {
         Ok(grant) => {
             let now = unix_now();
             let lifetime = app.config.oauth.access_token_lifetime_secs;
+            client = grant.client.to_string();
             let claims = Claims::access(
                 &grant.tenant,
                 &grant.client,
-                &grant.secret,
+                &grant.via,
                 grant.scopes,
                 now,
                 now + lifetime as i64,
@@ -101,6 +120,7 @@ pub async fn token(
             };
             app.metrics.oauth_outcome("issued");
             draft.update(|e| {
+                e.resource_id = Some(grant.client.to_string());
                 e.tenant_id = Some(grant.tenant.to_string());
                 e.token_id = Some(grant.client.to_string());
                 e.detail = Some(format!("access token issued to client {client}"));
@@ -115,6 +135,15 @@ pub async fn token(
         }
         Err(e) => {
             let (status, code, why, outcome) = match e {
+                GrantError::MalformedAssertion => (
+                    400,
+                    "invalid_request",
+                    "client_assertion is not a JWT",
+                    "invalid_request",
+                ),
+                GrantError::KeysUnavailable => {
+                    (503, "temporarily_unavailable", "retry later", "unavailable")
+                }
                 GrantError::InvalidClient => (
                     401,
                     "invalid_client",
@@ -148,7 +177,7 @@ pub async fn token(
 type Refusal = (u16, &'static str, &'static str);
 
 /// The request's client credentials and scope, from the Basic header and/or the form.
-async fn parse(req: Request<Incoming>) -> Result<GrantRequest, Refusal> {
+async fn parse(req: Request<Incoming>, token_endpoint: String) -> Result<GrantRequest, Refusal> {
     let invalid = |why| (400, "invalid_request", why);
     let basic = match req.headers().get(AUTHORIZATION) {
         None => None,
@@ -184,12 +213,16 @@ async fn parse(req: Request<Incoming>) -> Result<GrantRequest, Refusal> {
     let mut scope = None;
     let mut body_id = None;
     let mut body_secret = None;
+    let mut assertion_type = None;
+    let mut assertion = None;
     for (k, v) in form_urlencoded::parse(&bytes) {
         let slot = match k.as_ref() {
             "grant_type" => &mut grant_type,
             "scope" => &mut scope,
             "client_id" => &mut body_id,
             "client_secret" => &mut body_secret,
+            "client_assertion_type" => &mut assertion_type,
+            "client_assertion" => &mut assertion,
             // Unknown parameters (Entra may send `resource`) are ignored (RFC 6749 §3.2).
             _ => continue,
         };
@@ -208,6 +241,39 @@ async fn parse(req: Request<Incoming>) -> Result<GrantRequest, Refusal> {
             ))
         }
     }
+    let scopes = || -> Result<Option<Scopes>, Refusal> {
+        match &scope {
+            None => Ok(None),
+            Some(text) => Ok(Some(Scopes::parse(text).ok_or((
+                400,
+                "invalid_scope",
+                "unknown scope; this server grants scim and feed.read",
+            ))?)),
+        }
+    };
+    if assertion_type.is_some() || assertion.is_some() {
+        let (Some(kind), Some(assertion)) = (assertion_type, assertion) else {
+            return Err(invalid(
+                "client_assertion and client_assertion_type go together",
+            ));
+        };
+        if kind != JWT_BEARER {
+            return Err(invalid(
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        if basic.is_some() || body_secret.is_some() {
+            return Err(invalid(
+                "use one client authentication method: a secret or an assertion",
+            ));
+        }
+        return Ok(GrantRequest {
+            client: body_id.map(ClientId::new),
+            proof: Proof::Assertion(assertion),
+            scopes: scopes()?,
+            token_endpoint,
+        });
+    }
     let (id, secret) = match (basic, body_id, body_secret) {
         (Some((id, secret)), None, None) => (id, secret),
         (Some((id, secret)), body_id, body_secret) => {
@@ -224,18 +290,11 @@ async fn parse(req: Request<Incoming>) -> Result<GrantRequest, Refusal> {
             return Err((401, "invalid_client", "client authentication failed"));
         }
     };
-    let scopes = match scope {
-        None => None,
-        Some(text) => Some(Scopes::parse(&text).ok_or((
-            400,
-            "invalid_scope",
-            "unknown scope; this server grants scim and feed.read",
-        ))?),
-    };
     Ok(GrantRequest {
-        client: ClientId::new(id),
-        secret,
-        scopes,
+        client: Some(ClientId::new(id)),
+        proof: Proof::Secret(secret),
+        scopes: scopes()?,
+        token_endpoint,
     })
 }
 

@@ -5,6 +5,7 @@
 //! nothing here returns the hash except `grant_check`, which the token endpoint needs. The
 //! per-request check of an access token is `access_state`: one statement on primary keys.
 //! Revoking keeps the first time, as `tokens::revoke` does.
+//! A client's workload identity federation (schema v6) is `store::federations`.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -543,12 +544,12 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(crate::store::pending_migration(&path), Some((4, 5)));
+        assert_eq!(crate::store::pending_migration(&path), Some((4, 6)));
         let conn = open_connection(&path).unwrap();
         let version: usize = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         let t1 = TenantId::new("t1");
         let token = crate::store::tokens::get(&conn, &crate::domain::TokenId::new("tok-1"))
             .unwrap()

@@ -184,7 +184,7 @@ impl Metrics {
         let oauth_requests = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "oauth_token_requests",
-            "POST /oauth2/token by outcome (issued, invalid_client, invalid_scope, throttled, unavailable)",
+            "POST /oauth2/token by outcome (issued, invalid_client, invalid_request, invalid_scope, throttled, unavailable)",
             oauth_requests.clone(),
         );
         Metrics {

@@ -14,5 +14,6 @@ mod gallery;
 mod groups;
 mod harness;
 mod oauth;
+mod oauth_federation;
 mod ops;
 mod users;

@@ -11,14 +11,18 @@ use serde_json::{json, Value};
 
 use crate::harness::{assert_scim_error, reply, Reply, Server, TenantCtx};
 
-const ISSUER: &str = "https://scim.example.test";
+pub(crate) const ISSUER: &str = "https://scim.example.test";
 
-fn oauth_server() -> TenantCtx {
+pub(crate) fn oauth_server() -> TenantCtx {
     TenantCtx::start_with("acme", "", &[("GROUPTALK_SCIM_SERVER__PUBLIC_URL", ISSUER)])
 }
 
 /// `client create --json` → (client id, secret, secret id).
-fn create_client(server: &Server, tenant: &str, extra: &[&str]) -> (String, String, String) {
+pub(crate) fn create_client(
+    server: &Server,
+    tenant: &str,
+    extra: &[&str],
+) -> (String, String, String) {
     let mut args = vec!["client", "create", "--tenant", tenant, "--json"];
     args.extend_from_slice(extra);
     let (ok, out, err) = server.cli(&args);
@@ -31,11 +35,11 @@ fn create_client(server: &Server, tenant: &str, extra: &[&str]) -> (String, Stri
     )
 }
 
-fn token_url(server: &Server) -> String {
+pub(crate) fn token_url(server: &Server) -> String {
     format!("https://localhost:{}/oauth2/token", server.addr.port())
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
@@ -43,7 +47,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-fn post_form(req: RequestBuilder, body: String) -> Reply {
+pub(crate) fn post_form(req: RequestBuilder, body: String) -> Reply {
     reply(
         req.header("content-type", "application/x-www-form-urlencoded")
             .body(body)
@@ -83,14 +87,14 @@ fn grant_body(server: &Server, id: &str, secret: &str) -> Reply {
     )
 }
 
-fn assert_oauth_error(r: &Reply, status: u16, code: &str) {
+pub(crate) fn assert_oauth_error(r: &Reply, status: u16, code: &str) {
     assert_eq!(r.status, status, "{:?}", r.body);
     assert_eq!(r.body["error"], code, "{:?}", r.body);
     assert!(r.body["error_description"].is_string());
     assert_eq!(r.headers["cache-control"], "no-store");
 }
 
-fn access_token(r: &Reply) -> String {
+pub(crate) fn access_token(r: &Reply) -> String {
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.body["access_token"].as_str().unwrap().to_string()
 }
