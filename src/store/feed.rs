@@ -514,7 +514,8 @@ mod tests {
         resources::delete(&conn, &t, ResourceKind::User, &b.id, None).unwrap();
 
         let page = changes_after(&conn, &t, None, 100).unwrap();
-        let got: Vec<(String, String, i64, Vec<String>, Vec<String>, bool)> = page
+        type Seen = (String, String, i64, Vec<String>, Vec<String>, bool);
+        let got: Vec<Seen> = page
             .changes
             .iter()
             .map(|c| {
