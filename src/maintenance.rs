@@ -1,5 +1,6 @@
-//! Background work of a running server: pruning the provisioning log, warning about tokens that
-//! expire soon, reloading a certificate whose files changed, and scheduled backups.
+//! Background work of a running server: pruning the provisioning log and the change feed,
+//! warning about tokens that expire soon, reloading a certificate whose files changed, and
+//! scheduled backups.
 //! Each loop ends when the shutdown signal fires.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::store::{backup, request_log, tokens};
+use crate::store::{backup, feed, request_log, tokens};
 use crate::tls::ReloadableCert;
 
 /// Often enough that the row cap holds within a minute's worth of entries (writes of the
@@ -23,6 +24,7 @@ const CERT_POLL_EVERY: Duration = Duration::from_secs(30);
 /// Start every background loop.
 pub fn start(app: Arc<App>, cert: Option<Arc<ReloadableCert>>, shutdown: watch::Receiver<bool>) {
     tokio::spawn(prune_loop(app.clone(), shutdown.clone()));
+    tokio::spawn(feed_prune_loop(app.clone(), shutdown.clone()));
     tokio::spawn(expiry_loop(app.clone(), shutdown.clone()));
     if let Some(cert) = cert {
         tokio::spawn(cert_watch_loop(app.clone(), cert, shutdown.clone()));
@@ -68,6 +70,43 @@ async fn prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
         }
         if !sleep_or_stop(PRUNE_EVERY, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+/// How often the change feed's retention runs (docs/feed.md).
+const FEED_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prune the change feed's log as `feed.retention_days` / `feed.max_retention_days` and the
+/// consumers' positions allow, in small writer jobs.
+async fn feed_prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    if !sleep_or_stop(Duration::from_secs(45), &mut shutdown).await {
+        return;
+    }
+    loop {
+        let days = |d: u32| {
+            crate::domain::Timestamp::from(
+                time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(d)),
+            )
+        };
+        let keep = days(app.config.feed.retention_days);
+        let hard = days(app.config.feed.max_retention_days);
+        loop {
+            match app
+                .store
+                .write(move |conn| feed::prune(conn, keep, hard, PRUNE_CHUNK as usize))
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => tracing::debug!(deleted = n, "pruned the change feed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the change feed failed");
+                    break;
+                }
+            }
+        }
+        if !sleep_or_stop(FEED_PRUNE_EVERY, &mut shutdown).await {
             return;
         }
     }

@@ -408,6 +408,50 @@ pub fn record_position(
     Ok(seq)
 }
 
+/// Prune at most `chunk` of the oldest changes that retention lets go, and move
+/// `pruned_through` past them (a cursor before it is then answered 410). A change may go when it
+/// is older than `hard_before` (`feed.max_retention_days`), or older than `keep_before`
+/// (`feed.retention_days`) and every consumer that recorded a position since `hard_before` has
+/// read past it. Only a prefix of the log goes: sequence numbers stay contiguous after
+/// `pruned_through`. Returns how many changes were deleted.
+pub fn prune(
+    conn: &Connection,
+    keep_before: Timestamp,
+    hard_before: Timestamp,
+    chunk: usize,
+) -> Result<usize> {
+    let meta = meta(conn)?;
+    let slowest: Option<i64> = conn
+        .prepare_cached("SELECT min(position) FROM feed_consumers WHERE updated >= ?1")?
+        .query_row([hard_before], |r| r.get(0))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT seq, at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT {}",
+        chunk.max(1)
+    ))?;
+    let rows = stmt.query_map([meta.pruned_through], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Timestamp>(1)?))
+    })?;
+    let mut through = None;
+    for row in rows {
+        let (seq, at) = row?;
+        let read_by_all = slowest.is_none_or(|p| seq <= p);
+        if at < hard_before || (at < keep_before && read_by_all) {
+            through = Some(seq);
+        } else {
+            break;
+        }
+    }
+    let Some(through) = through else {
+        return Ok(0);
+    };
+    let deleted = conn
+        .prepare_cached("DELETE FROM changes WHERE seq > ?1 AND seq <= ?2")?
+        .execute(params![meta.pruned_through, through])?;
+    conn.prepare_cached("UPDATE feed_meta SET pruned_through = ?1 WHERE id = 1")?
+        .execute([through])?;
+    Ok(deleted)
+}
+
 /// A consumer's recorded position (seq), if it has one.
 pub fn position(conn: &Connection, tenant: &TenantId, consumer: &str) -> Result<Option<i64>> {
     Ok(conn
@@ -417,6 +461,130 @@ pub fn position(conn: &Connection, tenant: &TenantId, consumer: &str) -> Result<
         )?
         .query_row(params![tenant, consumer], |r| r.get(0))
         .optional()?)
+}
+
+/// A consumer's position as `feed status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsumerStatus {
+    pub tenant: String,
+    /// The long-lived token's id or the OAuth client's id.
+    pub consumer: String,
+    pub position: i64,
+    /// When it last recorded its position.
+    pub updated: String,
+    /// Changes of its tenant after its position.
+    pub lag_changes: i64,
+    /// Age of the oldest change it has not read (0 when none).
+    pub lag_seconds: i64,
+}
+
+/// The feed as `feed status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedStatus {
+    pub epoch: String,
+    pub latest_seq: i64,
+    pub pruned_through: i64,
+    pub retained_changes: i64,
+    /// Time of the oldest retained change, if any.
+    pub oldest_retained: Option<String>,
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+/// The feed's state and its consumers (of one tenant, or all).
+pub fn status(conn: &Connection, tenant: Option<&TenantId>) -> Result<FeedStatus> {
+    let m = meta(conn)?;
+    let (retained, oldest): (i64, Option<String>) = conn.query_row(
+        "SELECT count(*), (SELECT at FROM changes ORDER BY seq LIMIT 1) FROM changes",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let now = Timestamp::now().unix_seconds();
+    let mut stmt = conn.prepare(
+        "SELECT t.name, c.consumer, c.position, c.updated, \
+         (SELECT count(*) FROM changes x WHERE x.tenant = c.tenant AND x.seq > c.position), \
+         (SELECT x.at FROM changes x WHERE x.tenant = c.tenant AND x.seq > c.position \
+          ORDER BY x.seq LIMIT 1) \
+         FROM feed_consumers c JOIN tenants t ON t.key = c.tenant \
+         WHERE ?1 IS NULL OR t.id = ?1 ORDER BY t.name, c.consumer",
+    )?;
+    let rows = stmt.query_map([tenant], |r| {
+        let unread: Option<Timestamp> = r.get(5)?;
+        Ok(ConsumerStatus {
+            tenant: r.get(0)?,
+            consumer: r.get(1)?,
+            position: r.get(2)?,
+            updated: r.get(3)?,
+            lag_changes: r.get(4)?,
+            lag_seconds: unread.map_or(0, |t| (now - t.unix_seconds()).max(0)),
+        })
+    })?;
+    Ok(FeedStatus {
+        epoch: m.epoch,
+        latest_seq: m.latest,
+        pruned_through: m.pruned_through,
+        retained_changes: retained,
+        oldest_retained: oldest,
+        consumers: rows.collect::<rusqlite::Result<Vec<_>>>()?,
+    })
+}
+
+/// One change as `feed tail` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TailRow {
+    pub seq: i64,
+    pub time: String,
+    pub tenant: String,
+    #[serde(rename = "resourceType")]
+    pub kind: String,
+    pub id: String,
+    pub op: String,
+    pub revision: i64,
+    pub added: usize,
+    pub removed: usize,
+}
+
+/// Changes after `after` (of one tenant, or all), oldest first, at most `limit`.
+pub fn tail(
+    conn: &Connection,
+    tenant: Option<&TenantId>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<TailRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT c.seq, c.at, t.name, c.kind, c.resource_id, c.operation, c.revision, \
+         coalesce(json_array_length(c.added), 0), coalesce(json_array_length(c.removed), 0) \
+         FROM changes c JOIN tenants t ON t.key = c.tenant \
+         WHERE c.seq > ?1 AND (?2 IS NULL OR t.id = ?2) ORDER BY c.seq LIMIT {}",
+        limit.max(1)
+    ))?;
+    let rows = stmt.query_map(params![after, tenant], |r| {
+        Ok(TailRow {
+            seq: r.get(0)?,
+            time: r.get(1)?,
+            tenant: r.get(2)?,
+            kind: r.get(3)?,
+            id: r.get(4)?,
+            op: r.get(5)?,
+            revision: r.get(6)?,
+            added: r.get::<_, i64>(7)? as usize,
+            removed: r.get::<_, i64>(8)? as usize,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The sequence number `feed tail` starts after to show the newest `n` changes.
+pub fn tail_start(conn: &Connection, tenant: Option<&TenantId>, n: usize) -> Result<i64> {
+    Ok(conn.query_row(
+        &format!(
+            "SELECT coalesce(min(seq) - 1, (SELECT pruned_through FROM feed_meta)) FROM \
+             (SELECT c.seq FROM changes c JOIN tenants t ON t.key = c.tenant \
+              WHERE ?1 IS NULL OR t.id = ?1 ORDER BY c.seq DESC LIMIT {})",
+            n
+        ),
+        [tenant],
+        |r| r.get(0),
+    )?)
 }
 
 #[cfg(test)]
@@ -646,6 +814,51 @@ mod tests {
             .query_row("SELECT max(seq) FROM changes", [], |r| r.get(0))
             .unwrap();
         assert_eq!(next, top + 1);
+    }
+
+    #[test]
+    fn retention_prunes_old_changes_read_by_every_recent_consumer_and_never_past_the_hard_limit() {
+        let (_d, conn, t) = setup();
+        for i in 0..5 {
+            user(&conn, &t, &format!("u{i}"));
+        }
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM changes ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let day =
+            |d: i64| Timestamp::from(time::OffsetDateTime::now_utc() + time::Duration::days(d));
+        // Nothing is older than the retention: nothing goes.
+        assert_eq!(prune(&conn, day(-30), day(-90), 100).unwrap(), 0);
+        // Everything is old enough, but a consumer has read only through the second change.
+        let at = |seq: i64| Cursor {
+            epoch: meta(&conn).unwrap().epoch,
+            seq,
+        };
+        record_position(&conn, &t, "reader", &at(seqs[1]).encode()).unwrap();
+        assert_eq!(prune(&conn, day(1), day(-90), 100).unwrap(), 2);
+        assert_eq!(meta(&conn).unwrap().pruned_through, seqs[1]);
+        assert!(matches!(
+            changes_after(&conn, &t, Some(&at(seqs[0]).encode()), 10),
+            Err(StoreError::Cursor(CursorError::Expired(_)))
+        ));
+        assert_eq!(
+            changes_after(&conn, &t, None, 10).unwrap().changes.len(),
+            3,
+            "after=0 starts at the oldest retained change"
+        );
+        // Past the hard limit the slow consumer no longer holds changes back; in chunks.
+        assert_eq!(prune(&conn, day(1), day(1), 2).unwrap(), 2);
+        assert_eq!(prune(&conn, day(1), day(1), 2).unwrap(), 1);
+        assert_eq!(prune(&conn, day(1), day(1), 2).unwrap(), 0);
+        assert_eq!(meta(&conn).unwrap().pruned_through, seqs[4]);
+        // Sequence numbers go on from where they were.
+        user(&conn, &t, "later");
+        let page = changes_after(&conn, &t, None, 10).unwrap();
+        assert_eq!(page.changes[0].seq, seqs[4] + 1);
     }
 
     #[test]

@@ -976,3 +976,50 @@ fn reference_consumer_mirrors_the_tenant_through_server_and_consumer_kills_and_a
     assert!(log.contains("taking a new snapshot"), "{log}");
     assert_mirror_equals_scim(&mirror_from_file(&mirror_db), &ctx);
 }
+
+#[test]
+fn feed_status_shows_consumers_and_lag_and_feed_tail_prints_the_log() {
+    let ctx = TenantCtx::start("acme");
+    let token = feed_token(&ctx.server, "acme");
+    let feed = Feed::new(&ctx.server, &token);
+    let alice = create_user(&ctx.scim(), "alice@contoso.com");
+    let page = feed.changes("0", 10);
+    let read = page["nextAfter"].as_str().unwrap().to_string();
+    assert_eq!(feed.put_position(&read).status, 200);
+    create_user(&ctx.scim(), "bob@contoso.com");
+    create_user(&ctx.scim(), "carol@contoso.com");
+
+    let (ok, out, err) = ctx.server.cli(&["feed", "status", "--json"]);
+    assert!(ok, "{err}");
+    let s: Value = serde_json::from_str(&out).unwrap();
+    let consumers = s["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), 1, "{s}");
+    let token_id = crate::harness::claims(&token)["jti"].clone();
+    assert_eq!(
+        consumers[0]["consumer"], token_id,
+        "keyed by the token's id"
+    );
+    assert_eq!(consumers[0]["tenant"], "acme");
+    assert_eq!(consumers[0]["lag_changes"], 2);
+    assert_eq!(s["retained_changes"], 3);
+    let (ok, table, _) = ctx.server.cli(&["feed", "status", "--tenant", "acme"]);
+    assert!(
+        ok && table.contains("acme") && table.contains(token_id.as_str().unwrap()),
+        "{table}"
+    );
+    assert!(!table.contains(&token), "never the token itself");
+
+    let (ok, out, err) = ctx
+        .server
+        .cli(&["feed", "tail", "--tenant", "acme", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["id"], alice.as_str());
+    assert_eq!(rows[0]["op"], "create");
+    let (ok, _, err) = ctx.server.cli(&["feed", "tail", "--tenant", "nope"]);
+    assert!(!ok && err.contains("no tenant named"), "{err}");
+}
