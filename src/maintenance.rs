@@ -106,8 +106,35 @@ async fn feed_prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
                 }
             }
         }
+        warn_idle_consumers(&app, hard).await;
         if !sleep_or_stop(FEED_PRUNE_EVERY, &mut shutdown).await {
             return;
+        }
+    }
+}
+
+/// A feed consumer that has not recorded its position for this long is warned about.
+const FEED_IDLE_WARN: i64 = 3600;
+
+/// Warn about feed consumers (seen within `feed.max_retention_days`) that have not recorded a
+/// position for an hour: GroupTalk may have stopped following the directory.
+async fn warn_idle_consumers(app: &Arc<App>, seen_since: crate::domain::Timestamp) {
+    let Ok(status) = app.store.read(|conn| feed::status(conn, None)).await else {
+        return;
+    };
+    let now = crate::domain::Timestamp::now().unix_seconds();
+    for c in status.consumers {
+        let Some(updated) = crate::domain::Timestamp::parse(&c.updated) else {
+            continue;
+        };
+        if updated >= seen_since && now - updated.unix_seconds() >= FEED_IDLE_WARN {
+            tracing::warn!(
+                tenant = %c.tenant,
+                consumer = %c.consumer,
+                lag_changes = c.lag_changes,
+                last_position = %c.updated,
+                "a change-feed consumer has not recorded its position for over an hour"
+            );
         }
     }
 }
