@@ -711,10 +711,10 @@ fn check_feed_replay(steps: &[Step]) -> Result<(), TestCaseError> {
     let mut cursor: Option<String> = None;
     let mut snapshot_done = false;
     let read_page = |conn: &Connection,
-                         mirror: &mut FeedMirror,
-                         watermark: &mut Option<String>,
-                         cursor: &mut Option<String>,
-                         done: &mut bool| {
+                     mirror: &mut FeedMirror,
+                     watermark: &mut Option<String>,
+                     cursor: &mut Option<String>,
+                     done: &mut bool| {
         if *done {
             return;
         }

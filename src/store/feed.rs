@@ -290,6 +290,17 @@ pub fn snapshot_page(
     cursor: Option<&str>,
     count: usize,
 ) -> Result<SnapshotPage> {
+    snapshot_page_within(conn, tenant, cursor, count, SNAPSHOT_MEMBER_BUDGET)
+}
+
+/// `snapshot_page` with a member budget of `budget`.
+fn snapshot_page_within(
+    conn: &Connection,
+    tenant: &TenantId,
+    cursor: Option<&str>,
+    count: usize,
+    budget: usize,
+) -> Result<SnapshotPage> {
     let meta = meta(conn)?;
     let count = count.clamp(1, MAX_PAGE);
     let (watermark, mut kind, mut after) = match cursor {
@@ -318,7 +329,7 @@ pub fn snapshot_page(
                 ResourceKind::User => None,
                 ResourceKind::Group => {
                     let m = resources::members(conn, stored.seq)?;
-                    if !out.is_empty() && members_sent + m.len() > SNAPSHOT_MEMBER_BUDGET {
+                    if !out.is_empty() && members_sent + m.len() > budget {
                         full = true;
                         break;
                     }
@@ -859,6 +870,50 @@ mod tests {
         user(&conn, &t, "later");
         let page = changes_after(&conn, &t, None, 10).unwrap();
         assert_eq!(page.changes[0].seq, seqs[4] + 1);
+    }
+
+    #[test]
+    fn snapshot_pages_stop_at_the_member_budget_but_always_carry_one_resource() {
+        let (_d, conn, t) = setup();
+        let users: Vec<Stored> = (0..4).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
+        let refs = |n: usize| -> Vec<MemberRef> {
+            users[..n]
+                .iter()
+                .map(|u| MemberRef {
+                    value: u.id.to_string(),
+                    kind: None,
+                })
+                .collect()
+        };
+        for (name, n) in [("small", 2), ("big", 4), ("also", 1)] {
+            resources::create(
+                &conn,
+                &t,
+                ResourceKind::Group,
+                json!({"displayName": name}),
+                Some(&refs(n)),
+            )
+            .unwrap();
+        }
+        // Budget 3 members: [4 users], [small], [big (alone, over budget)], [also].
+        let mut cursor: Option<String> = None;
+        let mut pages = Vec::new();
+        loop {
+            let page = snapshot_page_within(&conn, &t, cursor.as_deref(), 10, 3).unwrap();
+            pages.push(
+                page.resources
+                    .iter()
+                    .map(|(s, m)| (s.kind, m.as_ref().map_or(0, Vec::len)))
+                    .collect::<Vec<_>>(),
+            );
+            match page.next {
+                Some(n) => cursor = Some(n.encode()),
+                None => break,
+            }
+        }
+        let u = (ResourceKind::User, 0);
+        let g = |n| (ResourceKind::Group, n);
+        assert_eq!(pages, vec![vec![u, u, u, u, g(2)], vec![g(4)], vec![g(1)]]);
     }
 
     #[test]
