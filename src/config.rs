@@ -28,6 +28,18 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub backup: BackupConfig,
     pub oauth: OAuthConfig,
+    pub feed: FeedConfig,
+}
+
+/// The change feed (`/feed/v1/`, docs/feed.md): how long its changes are kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// Changes are kept at least this many days.
+    pub retention_days: u32,
+    /// Beyond `retention_days`, a change is kept until every consumer that recorded a position
+    /// (`PUT /feed/v1/position`) within this many days has read past it — but never longer.
+    pub max_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -215,6 +227,10 @@ impl Default for Config {
                 access_token_lifetime_secs: 3600,
                 jwks_ca_file: String::new(),
             },
+            feed: FeedConfig {
+                retention_days: 30,
+                max_retention_days: 90,
+            },
         }
     }
 }
@@ -312,6 +328,15 @@ impl Config {
         }
         let jwks_ca_file =
             (!self.oauth.jwks_ca_file.is_empty()).then(|| PathBuf::from(&self.oauth.jwks_ca_file));
+        let f = &self.feed;
+        if f.retention_days == 0 || f.max_retention_days < f.retention_days {
+            bail!(
+                "feed.retention_days must be at least 1 and feed.max_retention_days at least \
+                 feed.retention_days (got {} and {})",
+                f.retention_days,
+                f.max_retention_days
+            );
+        }
         let backup_dir = (!self.backup.dir.is_empty()).then(|| PathBuf::from(&self.backup.dir));
         if backup_dir.is_some() && (self.backup.interval_hours == 0 || self.backup.keep == 0) {
             bail!("backup.interval_hours and backup.keep must be at least 1");

@@ -1,6 +1,6 @@
-//! Background work of a running server: pruning the provisioning log, warning about tokens and
-//! OAuth client secrets that expire soon, reloading a certificate whose files changed, and
-//! scheduled backups. Each loop ends when the shutdown signal fires.
+//! Background work of a running server: pruning the provisioning log and the change feed,
+//! warning about tokens and OAuth client secrets that expire soon, reloading a certificate whose
+//! files changed, and scheduled backups. Each loop ends when the shutdown signal fires.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::store::{backup, clients, request_log, tokens};
+use crate::store::{backup, clients, feed, request_log, tokens};
 use crate::tls::ReloadableCert;
 
 /// Often enough that the row cap holds within a minute's worth of entries (writes of the
@@ -23,6 +23,7 @@ const CERT_POLL_EVERY: Duration = Duration::from_secs(30);
 /// Start every background loop.
 pub fn start(app: Arc<App>, cert: Option<Arc<ReloadableCert>>, shutdown: watch::Receiver<bool>) {
     tokio::spawn(prune_loop(app.clone(), shutdown.clone()));
+    tokio::spawn(feed_prune_loop(app.clone(), shutdown.clone()));
     tokio::spawn(expiry_loop(app.clone(), shutdown.clone()));
     if let Some(cert) = cert {
         tokio::spawn(cert_watch_loop(app.clone(), cert, shutdown.clone()));
@@ -69,6 +70,70 @@ async fn prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         if !sleep_or_stop(PRUNE_EVERY, &mut shutdown).await {
             return;
+        }
+    }
+}
+
+/// How often the change feed's retention runs (docs/feed.md).
+const FEED_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prune the change feed's log as `feed.retention_days` / `feed.max_retention_days` and the
+/// consumers' positions allow, in small writer jobs.
+async fn feed_prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    if !sleep_or_stop(Duration::from_secs(45), &mut shutdown).await {
+        return;
+    }
+    loop {
+        let days = |d: u32| {
+            crate::domain::Timestamp::from(
+                time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(d)),
+            )
+        };
+        let keep = days(app.config.feed.retention_days);
+        let hard = days(app.config.feed.max_retention_days);
+        loop {
+            match app
+                .store
+                .write(move |conn| feed::prune(conn, keep, hard, PRUNE_CHUNK as usize))
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => tracing::debug!(deleted = n, "pruned the change feed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the change feed failed");
+                    break;
+                }
+            }
+        }
+        warn_idle_consumers(&app, hard).await;
+        if !sleep_or_stop(FEED_PRUNE_EVERY, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+/// A feed consumer that has not recorded its position for this long is warned about.
+const FEED_IDLE_WARN: i64 = 3600;
+
+/// Warn about feed consumers (seen within `feed.max_retention_days`) that have not recorded a
+/// position for an hour: GroupTalk may have stopped following the directory.
+async fn warn_idle_consumers(app: &Arc<App>, seen_since: crate::domain::Timestamp) {
+    let Ok(status) = app.store.read(|conn| feed::status(conn, None)).await else {
+        return;
+    };
+    let now = crate::domain::Timestamp::now().unix_seconds();
+    for c in status.consumers {
+        let Some(updated) = crate::domain::Timestamp::parse(&c.updated) else {
+            continue;
+        };
+        if updated >= seen_since && now - updated.unix_seconds() >= FEED_IDLE_WARN {
+            tracing::warn!(
+                tenant = %c.tenant,
+                consumer = %c.consumer,
+                lag_changes = c.lag_changes,
+                last_position = %c.updated,
+                "a change-feed consumer has not recorded its position for over an hour"
+            );
         }
     }
 }

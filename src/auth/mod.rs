@@ -376,6 +376,9 @@ pub enum Permission {
     ReadDirectory,
     /// Anything that changes the directory: `scim` only.
     WriteDirectory,
+    /// The change feed (`/feed/v1/`), including recording the reader's own position:
+    /// `feed.read` only.
+    ReadFeed,
 }
 
 /// The caller of a request, after the database confirmed its credential on this request: its
@@ -403,6 +406,7 @@ impl Principal {
                 self.scopes.contains(Scope::Scim) || self.scopes.contains(Scope::FeedRead)
             }
             Permission::WriteDirectory => self.scopes.contains(Scope::Scim),
+            Permission::ReadFeed => self.scopes.contains(Scope::FeedRead),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod backup;
 mod check_config;
 mod client;
+mod feed;
 mod log;
 mod selftest;
 mod serve;
@@ -61,6 +62,9 @@ pub enum Command {
     /// Run Microsoft's gallery validation checks against a running appliance (makes and
     /// deletes test users and groups in the token's tenant)
     Selftest(selftest::SelftestArgs),
+    /// The change feed GroupTalk reads: consumers, lag, and the change log
+    #[command(subcommand)]
+    Feed(feed::FeedCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -71,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(cmd) => client::run(&load_config(cli.config.as_deref())?, cmd),
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
         Command::Log(args) => log::run(&load_config(cli.config.as_deref())?, args),
+        Command::Feed(cmd) => feed::run(&load_config(cli.config.as_deref())?, cmd),
         Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),
         Command::Backup(args) => backup::run_backup(&load_config(cli.config.as_deref())?, args),
         Command::Restore(args) => backup::run_restore(&load_config(cli.config.as_deref())?, args),

@@ -3,6 +3,7 @@
 //! Internal causes are logged here and never sent.
 
 use crate::scim::error::ScimError;
+use crate::store::feed::CursorError;
 use crate::store::StoreError;
 
 pub fn scim_error(e: StoreError) -> ScimError {
@@ -14,6 +15,8 @@ pub fn scim_error(e: StoreError) -> ScimError {
             current.etag()
         )),
         StoreError::Invalid(why) => ScimError::invalid_value(why.to_string()),
+        StoreError::Cursor(CursorError::Invalid(why)) => ScimError::invalid_cursor(why),
+        StoreError::Cursor(CursorError::Expired(why)) => ScimError::expired_cursor(why),
         StoreError::Rejected(e) => e,
         StoreError::ReadBudget => ScimError::too_many(
             "The query ran past its time budget (limits.read_budget_secs); narrow the filter or \
@@ -75,6 +78,16 @@ mod tests {
                 StoreError::Invalid(Invalid::SelfMembership),
                 400,
                 Some(ScimType::InvalidValue),
+            ),
+            (
+                StoreError::Cursor(CursorError::Invalid("x")),
+                400,
+                Some(ScimType::InvalidCursor),
+            ),
+            (
+                StoreError::Cursor(CursorError::Expired("x")),
+                410,
+                Some(ScimType::ExpiredCursor),
             ),
             (StoreError::Busy, 503, None),
             (StoreError::Expired, 503, None),

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod client;
 pub mod errors;
+pub mod feed;
 pub mod oauth;
 pub mod resources;
 pub mod response;

@@ -164,7 +164,12 @@ impl Ctx {
             .any(|(k, _)| k.eq_ignore_ascii_case(name))
     }
 
-    fn param(&self, name: &str) -> Option<&str> {
+    /// The request's provisioning-log entry in the making.
+    pub(super) fn draft(&self) -> &Draft {
+        &self.draft
+    }
+
+    pub(super) fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -410,7 +415,7 @@ fn related_name(kind: ResourceKind) -> &'static str {
 }
 
 /// The SCIM JSON of a stored resource; `related` holds its members/groups when wanted.
-fn render_with(
+pub(super) fn render_with(
     ctx: &Ctx,
     s: Stored,
     related: Option<Vec<Member>>,

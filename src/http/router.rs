@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::auth::{self, Refusal};
 use super::client::client_addr;
+use super::feed;
 use super::oauth;
 use super::resources::{self, Ctx, Handled};
 use super::response::{self, Body};
@@ -44,8 +45,13 @@ pub async fn handle(app: Arc<App>, mut req: Request<Incoming>, peer: IpAddr) -> 
     // has started waits for its real answer, which the write's time budget bounds.
     let deadline = Deadline::after(timeout);
     req.extensions_mut().insert(deadline.clone());
+    // A long-poll's wait does not count against the request timeout.
+    let allowed = match route {
+        "/feed/v1/changes" => timeout + Duration::from_secs(feed::MAX_WAIT_SECS),
+        _ => timeout,
+    };
     let mut routed = std::pin::pin!(route_request(&app, req, &draft, client));
-    let outcome = match tokio::time::timeout(timeout, routed.as_mut()).await {
+    let outcome = match tokio::time::timeout(allowed, routed.as_mut()).await {
         Ok(outcome) => outcome,
         Err(_) if deadline.abandon() => Outcome::Scim(Err(ScimError::unavailable(
             "The request took too long and was abandoned before it changed anything; retry later",
@@ -127,6 +133,14 @@ fn route_label(base: &str, path: &str) -> &'static str {
     if path == oauth::TOKEN_PATH || path == oauth::METADATA_PATH {
         return "oauth";
     }
+    if let Some(rest) = path.strip_prefix(feed::PREFIX) {
+        return match rest {
+            "/changes" => "/feed/v1/changes",
+            "/snapshot" => "/feed/v1/snapshot",
+            "/position" => "/feed/v1/position",
+            _ => "other",
+        };
+    }
     let Some(rest) = path.strip_prefix(base) else {
         return "other";
     };
@@ -163,11 +177,21 @@ async fn route_request(
         _ => {}
     }
     let base = app.config.base_path();
-    let Some(rest) = path
-        .strip_prefix(base)
-        .filter(|r| r.is_empty() || r.starts_with('/'))
-    else {
-        return Outcome::Scim(Err(ScimError::not_found(format!("no resource at {path}"))));
+    // The change feed has its own prefix, outside the SCIM base path.
+    let feed_rest = path
+        .strip_prefix(feed::PREFIX)
+        .filter(|r| r.is_empty() || r.starts_with('/'));
+    let api = match feed_rest {
+        Some(rest) => Api::Feed(rest),
+        None => match path
+            .strip_prefix(base)
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+        {
+            Some(rest) => Api::Scim(rest),
+            None => {
+                return Outcome::Scim(Err(ScimError::not_found(format!("no resource at {path}"))))
+            }
+        },
     };
     // An address that keeps failing authentication is answered 429 before its token costs
     // anything (a signature check, a database lookup) for the rest of the minute.
@@ -176,11 +200,18 @@ async fn route_request(
             "Too many failed authentications from this address; retry after the delay in Retry-After",
         )));
     }
-    let outcome = authenticated_request(app, req, draft, &path, rest).await;
+    let outcome = authenticated_request(app, req, draft, &path, api).await;
     if let Outcome::Refused(_) = outcome {
         app.auth_failures.take(&client);
     }
     outcome
+}
+
+/// Which API a request path is for, and its path below that API's prefix.
+#[derive(Clone, Copy)]
+enum Api<'a> {
+    Scim(&'a str),
+    Feed(&'a str),
 }
 
 async fn authenticated_request(
@@ -188,8 +219,9 @@ async fn authenticated_request(
     req: Request<Incoming>,
     draft: &Arc<Draft>,
     path: &str,
-    rest: &str,
+    api: Api<'_>,
 ) -> Outcome {
+    let (Api::Scim(rest) | Api::Feed(rest)) = api;
     let claimed = match auth::claim(app, req.headers()) {
         Ok(c) => c,
         Err(why) => return refused(draft, why, path),
@@ -205,7 +237,9 @@ async fn authenticated_request(
         })
         .collect();
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let handled = if req.method() == Method::GET {
+    let handled = if let Api::Feed(_) = api {
+        handle_feed(app, &claimed, req, draft, &segs).await
+    } else if req.method() == Method::GET {
         // The database half of authentication runs inside the handler's own read transaction.
         handle_read(app, &claimed, req, draft, &segs).await
     } else {
@@ -315,6 +349,41 @@ async fn handle_read(
         _ => Err(ScimError::not_found("no such endpoint").into()),
     };
     outcome.unwrap_or_else(|handled| handled)
+}
+
+/// The change feed: a GET on behalf of the claim (confirmed in the handler's read), a PUT of
+/// the position for a confirmed principal.
+async fn handle_feed(
+    app: &Arc<App>,
+    claimed: &Claimed,
+    req: Request<Incoming>,
+    draft: &Arc<Draft>,
+    segs: &[&str],
+) -> Handled {
+    if let Err(e) = rate_limited(app, claimed) {
+        return Handled::Unconfirmed(Err(e));
+    }
+    let ctx = match Ctx::new(app.clone(), &req, draft.clone()) {
+        Ok(ctx) => ctx,
+        Err(e) => return Handled::Unconfirmed(Err(e)),
+    };
+    match (req.method().clone(), segs) {
+        (Method::GET, _) => feed::get(&ctx, claimed, segs).await,
+        (Method::PUT, ["position"]) => match auth::confirm(app, draft, claimed).await {
+            Ok(who) => {
+                let result = match read_json(&ctx, req).await {
+                    Ok(body) => feed::put_position(app, &who, body).await,
+                    Err(e) => Err(e),
+                };
+                Handled::Confirmed(who, result)
+            }
+            Err(refusal) => Handled::Refused(refusal),
+        },
+        (method, ["changes" | "snapshot" | "position"]) => Handled::Unconfirmed(Err(
+            ScimError::method_not_allowed(format!("{method} is not allowed here")),
+        )),
+        _ => Handled::Unconfirmed(Err(ScimError::not_found("no such feed endpoint"))),
+    }
 }
 
 /// Any other method, for a principal the database has confirmed.

@@ -19,6 +19,10 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865 §5: a cursor the server did not make, or cannot read.
+    InvalidCursor,
+    /// RFC 9865 §5: a cursor that is no longer valid (take a new snapshot).
+    ExpiredCursor,
 }
 
 impl ScimType {
@@ -34,6 +38,8 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
         }
     }
 }
@@ -78,6 +84,13 @@ impl ScimError {
     }
     pub fn uniqueness(detail: impl Into<String>) -> Self {
         Self::new(409, Some(ScimType::Uniqueness), detail)
+    }
+    pub fn invalid_cursor(detail: impl Into<String>) -> Self {
+        Self::new(400, Some(ScimType::InvalidCursor), detail)
+    }
+    /// 410 Gone: the cursor is too old, or from before a restore.
+    pub fn expired_cursor(detail: impl Into<String>) -> Self {
+        Self::new(410, Some(ScimType::ExpiredCursor), detail)
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(400, None, detail)

@@ -277,18 +277,34 @@ fn stage(
     out.flush()?;
     out.sync_all()?;
     drop(out);
-    let Some(revocations) = revocations else {
-        return Ok(Vec::new());
-    };
     let mut conn = super::open_database_file(staged)?;
     let tx = conn.transaction()?;
-    let carried = carry(&tx, revocations)
-        .with_context(|| format!("cannot carry revocations into {}", staged.display()))?;
+    // The restored directory is another history than the one feed consumers followed: a new
+    // epoch makes each of their cursors answer 410 (take a new snapshot), never a silent gap. A
+    // copy from before the feed existed gets its first epoch when it is migrated.
+    if has_table(&tx, "feed_meta")? {
+        super::feed::new_epoch(&tx)
+            .map_err(|e| anyhow::anyhow!("cannot renew the feed epoch: {e}"))?;
+    }
+    let carried = match revocations {
+        Some(revocations) => carry(&tx, revocations)
+            .with_context(|| format!("cannot carry revocations into {}", staged.display()))?,
+        None => Vec::new(),
+    };
     tx.commit()?;
     // Closing the last connection folds its WAL (if the copy is in WAL mode) into the file.
     conn.close().map_err(|(_, e)| e)?;
     std::fs::File::open(staged)?.sync_all()?;
     Ok(carried)
+}
+
+fn has_table(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 /// Replace the database at `db` with the verified copy `file`, with every revocation in

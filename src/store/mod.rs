@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod clients;
 pub mod federations;
+pub mod feed;
 pub mod health;
 pub mod query;
 mod readers;
@@ -90,6 +91,9 @@ pub enum StoreError {
     /// A read ran past its time budget and was stopped.
     #[error("the read ran past its time budget")]
     ReadBudget,
+    /// A feed cursor that cannot be used (invalid, or expired: take a new snapshot).
+    #[error(transparent)]
+    Cursor(feed::CursorError),
     #[error("sqlite: {0}")]
     Sqlite(Arc<rusqlite::Error>),
     #[error("stored JSON: {0}")]
@@ -172,7 +176,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 6;
+const MIGRATION_COUNT: usize = 7;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -182,6 +186,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0004_tenant_keys.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0005_oauth_clients.sql")),
         M::up(include_str!("../../migrations/0006_client_federation.sql")),
+        M::up(include_str!("../../migrations/0007_feed.sql")),
     ])
 }
 
@@ -360,6 +365,11 @@ impl Store {
 
     pub fn writer_metrics(&self) -> std::sync::Arc<writer::WriterMetrics> {
         self.inner.writer.metrics.clone()
+    }
+
+    /// Changes whenever the writer ends a transaction (see `Writer::commits`).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.writer.commits()
     }
 
     pub fn writer_running(&self) -> bool {

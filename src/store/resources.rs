@@ -9,6 +9,8 @@
 //! Writes check the protocol limits of the job they run in (`writer::job_limits`): values per
 //! multi-valued attribute, members per request, operations per PATCH.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
@@ -98,11 +100,12 @@ fn kind_from(s: &str) -> ResourceKind {
     }
 }
 
-const COLUMNS: &str = "r.seq, r.id, r.kind, r.version, r.created, r.last_modified, r.doc, \
+pub(super) const COLUMNS: &str =
+    "r.seq, r.id, r.kind, r.version, r.created, r.last_modified, r.doc, \
                        r.external_id, r.user_name, r.display_name, r.active";
 
 /// A `resources` row as read with `COLUMNS`.
-struct Row {
+pub(super) struct Row {
     seq: i64,
     id: ResourceId,
     kind: String,
@@ -116,24 +119,29 @@ struct Row {
     active: Option<bool>,
 }
 
-fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+pub(super) fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    from_row_at(row, 0)
+}
+
+/// A `resources` row read with `COLUMNS` starting at column `at`.
+pub(super) fn from_row_at(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
     Ok(Row {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        kind: row.get(2)?,
-        version: row.get(3)?,
-        created: row.get(4)?,
-        last_modified: row.get(5)?,
-        doc: row.get(6)?,
-        external_id: row.get(7)?,
-        user_name: row.get(8)?,
-        display_name: row.get(9)?,
-        active: row.get(10)?,
+        seq: row.get(at)?,
+        id: row.get(at + 1)?,
+        kind: row.get(at + 2)?,
+        version: row.get(at + 3)?,
+        created: row.get(at + 4)?,
+        last_modified: row.get(at + 5)?,
+        doc: row.get(at + 6)?,
+        external_id: row.get(at + 7)?,
+        user_name: row.get(at + 8)?,
+        display_name: row.get(at + 9)?,
+        active: row.get(at + 10)?,
     })
 }
 
 /// The stored document plus the attributes kept in columns (see `stored_doc`), in front.
-fn to_stored(row: Row) -> Result<Stored> {
+pub(super) fn to_stored(row: Row) -> Result<Stored> {
     let mut doc: Value = serde_json::from_str(&row.doc)?;
     if let Some(obj) = doc.as_object_mut() {
         let columns = [
@@ -302,25 +310,111 @@ fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
     Ok(())
 }
 
+/// What a change did to a resource, as the feed names it (`changes.operation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeOp {
+    Create,
+    Update,
+    Deactivate,
+    Reactivate,
+    Delete,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Create => "create",
+            ChangeOp::Update => "update",
+            ChangeOp::Deactivate => "deactivate",
+            ChangeOp::Reactivate => "reactivate",
+            ChangeOp::Delete => "delete",
+        }
+    }
+
+    /// An update of `old` into `new`: a user whose `active` turns false is deactivated, one
+    /// whose `active` stops being false is reactivated.
+    fn of_update(old: &Value, new: &Value) -> ChangeOp {
+        let inactive = |doc: &Value| doc.get("active").and_then(Value::as_bool) == Some(false);
+        match (inactive(old), inactive(new)) {
+            (false, true) => ChangeOp::Deactivate,
+            (true, false) => ChangeOp::Reactivate,
+            _ => ChangeOp::Update,
+        }
+    }
+}
+
+/// The net effect of member operations on a group: ids added and removed (an id added and
+/// removed again within one request is neither). Recorded with the change, so the feed sends
+/// a membership change as its delta, never the whole member list.
+#[derive(Debug, Default)]
+pub(super) struct MemberDelta {
+    /// id → true when added, false when removed.
+    net: HashMap<String, bool>,
+    /// Whether any row changed at all (the version moves even if the net effect is nothing).
+    touched: bool,
+}
+
+impl MemberDelta {
+    fn added(&mut self, id: &str) {
+        self.touched = true;
+        if self.net.remove(id) != Some(false) {
+            self.net.insert(id.to_string(), true);
+        }
+    }
+
+    fn removed(&mut self, id: &str) {
+        self.touched = true;
+        if self.net.remove(id) != Some(true) {
+            self.net.insert(id.to_string(), false);
+        }
+    }
+
+    /// The added and removed ids as JSON arrays (None when there are none), sorted.
+    fn to_columns(&self) -> Result<(Option<String>, Option<String>)> {
+        let list = |want: bool| -> Result<Option<String>> {
+            let mut ids: Vec<&str> = self
+                .net
+                .iter()
+                .filter(|(_, &added)| added == want)
+                .map(|(id, _)| id.as_str())
+                .collect();
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            ids.sort_unstable();
+            Ok(Some(serde_json::to_string(&ids)?))
+        };
+        Ok((list(true)?, list(false)?))
+    }
+}
+
+/// Append the change's row to the feed's log, in the transaction of the change.
 fn record_change(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
     id: &ResourceId,
-    op: &str,
-    version: Option<Version>,
+    op: ChangeOp,
+    revision: Version,
+    members: Option<&MemberDelta>,
 ) -> Result<()> {
+    let (added, removed) = match members {
+        Some(delta) => delta.to_columns()?,
+        None => (None, None),
+    };
     conn.prepare_cached(
-        "INSERT INTO changes (tenant, at, kind, resource_id, operation, version) \
-         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO changes (tenant, at, kind, resource_id, operation, revision, added, removed) \
+         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         tenant,
         Timestamp::now(),
         kind_str(kind),
         id,
-        op,
-        version
+        op.as_str(),
+        revision,
+        added,
+        removed
     ])?;
     Ok(())
 }
@@ -361,10 +455,19 @@ pub fn create(
     ])?;
     let seq = conn.last_insert_rowid();
     write_side_rows(conn, seq, &doc)?;
-    if let Some(members) = members {
-        apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?;
-    }
-    record_change(conn, tenant, kind, &id, "create", Some(Version::FIRST))?;
+    let delta = match members {
+        Some(members) => apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?,
+        None => MemberDelta::default(),
+    };
+    record_change(
+        conn,
+        tenant,
+        kind,
+        &id,
+        ChangeOp::Create,
+        Version::FIRST,
+        Some(&delta),
+    )?;
     Ok(Stored {
         seq,
         id,
@@ -382,7 +485,7 @@ fn update_row(
     tenant: &TenantId,
     old: &Stored,
     doc: Value,
-    op: &str,
+    members: &MemberDelta,
 ) -> Result<Stored> {
     let ex = extract(&doc);
     check_unique(conn, tenant, old.kind, &ex, Some(old.seq))?;
@@ -405,7 +508,8 @@ fn update_row(
         stored_doc(&doc, &ex)?,
     ])?;
     write_side_rows(conn, old.seq, &doc)?;
-    record_change(conn, tenant, old.kind, &old.id, op, Some(version))?;
+    let op = ChangeOp::of_update(&old.doc, &doc);
+    record_change(conn, tenant, old.kind, &old.id, op, version, Some(members))?;
     Ok(Stored {
         version,
         last_modified: now,
@@ -427,15 +531,16 @@ pub fn replace(
     job_limits().check_resource(kind.resource_type(), &doc, members.map(<[_]>::len))?;
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
-    if let Some(members) = members {
-        apply_member_ops(
+    let delta = match members {
+        Some(members) => apply_member_ops(
             conn,
             tenant,
             old.seq,
             &[MemberOp::Clear, MemberOp::Add(members.to_vec())],
-        )?;
-    }
-    update_row(conn, tenant, &old, doc, "replace")
+        )?,
+        None => MemberDelta::default(),
+    };
+    update_row(conn, tenant, &old, doc, &delta)
 }
 
 /// PATCH: apply the operations to a copy of the document and the member rows, atomically (the
@@ -453,11 +558,11 @@ pub fn patch(
     check_precondition(&old, precondition)?;
     let mut doc = old.doc.clone();
     let outcome = patch::apply_within(kind.resource_type(), &mut doc, req, &job_limits())?;
-    let members_changed = apply_member_ops(conn, tenant, old.seq, &outcome.member_ops)?;
-    if !outcome.changed && !members_changed {
+    let delta = apply_member_ops(conn, tenant, old.seq, &outcome.member_ops)?;
+    if !outcome.changed && !delta.touched {
         return Ok((old, outcome.notes));
     }
-    let stored = update_row(conn, tenant, &old, doc, "patch")?;
+    let stored = update_row(conn, tenant, &old, doc, &delta)?;
     Ok((stored, outcome.notes))
 }
 
@@ -471,7 +576,8 @@ pub fn delete(
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
     // The groups it was a member of lose a member: their `members` change, so do their version
-    // (ETag) and lastModified, and each gets its change row — in the same transaction.
+    // (ETag) and lastModified, and each gets its change row with the member in `removed` — in
+    // the same transaction.
     let now = Timestamp::now();
     let groups = conn
         .prepare_cached(
@@ -484,38 +590,56 @@ pub fn delete(
             Ok((r.get::<_, ResourceId>(0)?, r.get::<_, Version>(1)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut gone = MemberDelta::default();
+    gone.removed(id.as_str());
     for (group, version) in &groups {
         record_change(
             conn,
             tenant,
             ResourceKind::Group,
             group,
-            "patch",
-            Some(*version),
+            ChangeOp::Update,
+            *version,
+            Some(&gone),
         )?;
     }
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
-    record_change(conn, tenant, kind, id, "delete", None)?;
+    // The revision grows with a delete too: a consumer that holds the resource sees it as newer.
+    record_change(
+        conn,
+        tenant,
+        kind,
+        id,
+        ChangeOp::Delete,
+        old.version.next(),
+        None,
+    )?;
     Ok(())
 }
 
-/// Apply member operations to a group's rows. Returns whether any row changed.
+/// Apply member operations to a group's rows. Returns what changed, for the feed.
 fn apply_member_ops(
     conn: &Connection,
     tenant: &TenantId,
     group_seq: i64,
     ops: &[MemberOp],
-) -> Result<bool> {
-    let mut changed = false;
+) -> Result<MemberDelta> {
+    let mut delta = MemberDelta::default();
     for op in ops {
         match op {
             MemberOp::Clear => {
-                changed |= conn
-                    .prepare_cached("DELETE FROM members WHERE group_seq = ?1")?
-                    .execute([group_seq])?
-                    > 0;
+                let mut gone = conn.prepare_cached(
+                    "DELETE FROM members WHERE group_seq = ?1 \
+                     RETURNING (SELECT id FROM resources WHERE seq = member_seq)",
+                )?;
+                let ids = gone
+                    .query_map([group_seq], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for id in &ids {
+                    delta.removed(id);
+                }
             }
             MemberOp::Add(refs) => {
                 let mut insert = conn.prepare_cached(
@@ -526,7 +650,9 @@ fn apply_member_ops(
                     if seq == group_seq {
                         return Err(Invalid::SelfMembership.into());
                     }
-                    changed |= insert.execute(params![group_seq, seq])? > 0;
+                    if insert.execute(params![group_seq, seq])? > 0 {
+                        delta.added(&m.value);
+                    }
                 }
             }
             MemberOp::Remove(ids) => {
@@ -535,12 +661,14 @@ fn apply_member_ops(
                      (SELECT seq FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?2) AND id = ?3)",
                 )?;
                 for id in ids {
-                    changed |= delete.execute(params![group_seq, tenant, id])? > 0;
+                    if delete.execute(params![group_seq, tenant, id])? > 0 {
+                        delta.removed(id);
+                    }
                 }
             }
         }
     }
-    Ok(changed)
+    Ok(delta)
 }
 
 /// The row of a would-be member: a user or group of the same tenant, else 400 invalidValue.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::{Result, StoreError};
 use crate::scim::resource::Limits;
@@ -224,6 +224,8 @@ impl Default for WriterMetrics {
 
 pub struct Writer {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Counts committed transactions: the change feed's long-polls wait on it (`commits`).
+    commits: Arc<watch::Sender<u64>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     pub metrics: Arc<WriterMetrics>,
 }
@@ -239,6 +241,8 @@ impl Writer {
         let check = budget.clone();
         conn.progress_handler(BUDGET_CHECK_OPS, Some(move || check.over()));
         let delay = test_write_delay();
+        let commits = Arc::new(watch::Sender::new(0u64));
+        let notify = commits.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
@@ -247,11 +251,12 @@ impl Writer {
                     budget: &budget,
                     delay,
                 };
-                run(&env, rx, &m, &checkpointer);
+                run(&env, rx, &m, &checkpointer, &notify);
                 checkpointer.stop();
             })?;
         Ok(Writer {
             sender: Mutex::new(Some(tx)),
+            commits,
             thread: Mutex::new(Some(thread)),
             metrics,
         })
@@ -316,6 +321,12 @@ impl Writer {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// A receiver that sees a new value after every transaction the writer ends (committed or
+    /// not): a long-poll re-reads then, and holds nothing while it waits.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
     /// Close the queue and wait until every queued job is committed.
     pub fn shutdown(&self) {
         if let Ok(mut s) = self.sender.lock() {
@@ -362,6 +373,7 @@ fn run(
     rx: mpsc::Receiver<Job>,
     metrics: &WriterMetrics,
     checkpointer: &Checkpointer,
+    commits: &watch::Sender<u64>,
 ) {
     let mut queue: VecDeque<Job> = VecDeque::new();
     loop {
@@ -379,6 +391,7 @@ fn run(
         }
         let taken = run_batch(env, &mut queue, metrics);
         metrics.batch_size.observe(taken as f64);
+        commits.send_modify(|n| *n = n.wrapping_add(1));
         checkpointer.nudge();
     }
     tracing::debug!("writer stopped: queue closed");

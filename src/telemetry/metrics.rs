@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::store::{stats, Store};
+use crate::store::{feed, stats, Store};
 
 /// The method as a metrics label: the methods HTTP defines, anything else `other`. A label
 /// taken from the request as sent would let any client add series without bound.
@@ -79,6 +79,12 @@ struct SecretLabels {
     secret: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabels {
+    tenant: String,
+    consumer: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -90,6 +96,9 @@ pub struct Metrics {
     token_idle: Family<TokenLabels, Gauge>,
     token_expiry: Family<TokenLabels, Gauge>,
     secret_expiry: Family<SecretLabels, Gauge>,
+    feed_lag_changes: Family<ConsumerLabels, Gauge>,
+    feed_lag_seconds: Family<ConsumerLabels, Gauge>,
+    feed_since_position: Family<ConsumerLabels, Gauge>,
     log_dropped: Counter,
     log_dropped_seen: AtomicU64,
     /// Provisioning-log entries of unauthenticated requests beyond their address's budget.
@@ -169,6 +178,24 @@ impl Metrics {
             "Seconds until an OAuth client secret expires (negative: expired)",
             secret_expiry.clone(),
         );
+        let feed_lag_changes = Family::<ConsumerLabels, Gauge>::default();
+        registry.register(
+            "feed_consumer_lag_changes",
+            "Changes of its tenant a feed consumer has not read (after its recorded position)",
+            feed_lag_changes.clone(),
+        );
+        let feed_lag_seconds = Family::<ConsumerLabels, Gauge>::default();
+        registry.register(
+            "feed_consumer_lag_seconds",
+            "Age of the oldest change a feed consumer has not read (0: none)",
+            feed_lag_seconds.clone(),
+        );
+        let feed_since_position = Family::<ConsumerLabels, Gauge>::default();
+        registry.register(
+            "feed_consumer_seconds_since_position",
+            "Seconds since a feed consumer last recorded its position",
+            feed_since_position.clone(),
+        );
         let log_dropped = Counter::default();
         registry.register(
             "provisioning_log_dropped",
@@ -200,6 +227,9 @@ impl Metrics {
             token_idle,
             token_expiry,
             secret_expiry,
+            feed_lag_changes,
+            feed_lag_seconds,
+            feed_since_position,
             log_dropped,
             log_dropped_seen: AtomicU64::new(0),
             last_seen: Mutex::new(HashMap::new()),
@@ -276,6 +306,26 @@ impl Metrics {
             self.secret_expiry
                 .get_or_create(&labels)
                 .set(s.expires_unix - now_unix);
+        }
+        let feed = store.read(|conn| feed::status(conn, None)).await?;
+        self.feed_lag_changes.clear();
+        self.feed_lag_seconds.clear();
+        self.feed_since_position.clear();
+        for c in feed.consumers {
+            let labels = ConsumerLabels {
+                tenant: c.tenant,
+                consumer: c.consumer,
+            };
+            self.feed_lag_changes
+                .get_or_create(&labels)
+                .set(c.lag_changes);
+            self.feed_lag_seconds
+                .get_or_create(&labels)
+                .set(c.lag_seconds);
+            let updated = crate::domain::Timestamp::parse(&c.updated).map(|t| t.unix_seconds());
+            self.feed_since_position
+                .get_or_create(&labels)
+                .set(updated.map_or(-1, |u| (now_unix - u).max(0)));
         }
         let seen_before = self
             .log_dropped_seen

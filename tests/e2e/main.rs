@@ -10,6 +10,7 @@ mod crash;
 mod discovery;
 mod entra;
 mod faults;
+mod feed;
 mod gallery;
 mod groups;
 mod harness;
