@@ -7,6 +7,7 @@
 
 pub mod backup;
 pub mod clients;
+pub mod dashboard;
 pub mod health;
 pub mod query;
 mod readers;
@@ -171,7 +172,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 5;
+const MIGRATION_COUNT: usize = 6;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -180,6 +181,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0003_lean_indexes.sql")),
         M::up(include_str!("../../migrations/0004_tenant_keys.sql")).foreign_key_check(),
         M::up(include_str!("../../migrations/0005_oauth_clients.sql")),
+        M::up(include_str!("../../migrations/0009_dashboard.sql")),
     ])
 }
 
