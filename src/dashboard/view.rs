@@ -19,7 +19,8 @@ use crate::store::dashboard::{
     ClientExpiry, History, LoggedRequest, Overview, RecentChange, TenantOverview, TokenExpiry,
 };
 
-/// Entra's provisioning cycle is about 40 minutes; silence for two cycles is worth a look.
+/// Entra's incremental cycles run about every 40 minutes (docs/entra-id-behaviour.md, "Requests
+/// and headers"); silence for two cycles is worth a look.
 pub const SILENT_AFTER_SECS: i64 = 2 * 40 * 60;
 /// Credentials that expire within this many days are highlighted.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
