@@ -354,6 +354,12 @@ fn non_loopback_admin_without_tls_and_token_is_refused_by_check_config_and_serve
         !String::from_utf8_lossy(&out.stdout).contains(TOKEN),
         "check-config printed the token"
     );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(TOKEN), "check-config printed the token");
+    assert!(
+        err.contains("Dashboard: https://0.0.0.0:9464/ (admin.token required"),
+        "{err}"
+    );
 }
 
 #[test]
