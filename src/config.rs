@@ -107,11 +107,23 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Plain-HTTP listener for /metrics, /healthz, /readyz, /livez. Empty disables it.
+    /// Listener for the dashboard (/), /metrics, /healthz, /readyz, /livez. Empty disables it.
+    /// Anything but a loopback address needs `tls = true` and a `token`.
     pub listen: String,
     /// Also serve /metrics on the public HTTPS listener (off: metrics stay private).
     pub metrics_on_public_port: bool,
+    /// Serve the admin listener over HTTPS with the server's certificate (`[tls]`).
+    pub tls: bool,
+    /// When set, the dashboard and /metrics ask for it with HTTP Basic (any user name, this as
+    /// the password). At least 16 characters. Never printed by `check-config`.
+    pub token: String,
+    /// Host names (besides IP addresses and `localhost`) the dashboard answers to: the `Host`
+    /// header is checked so a web page cannot reach it through DNS rebinding.
+    pub allowed_hosts: Vec<String>,
 }
+
+/// Shortest `admin.token` accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +207,9 @@ impl Default for Config {
             admin: AdminConfig {
                 listen: "127.0.0.1:9464".into(),
                 metrics_on_public_port: false,
+                tls: false,
+                token: String::new(),
+                allowed_hosts: Vec::new(),
             },
             limits: LimitsConfig {
                 max_body_bytes: 2 * 1024 * 1024,
@@ -307,6 +322,7 @@ impl Config {
                 format!("admin.listen must be an address:port or empty (got {text:?})")
             })?),
         };
+        self.check_admin(admin_listen)?;
         let l = &self.limits;
         if l.max_body_bytes < 1024 || l.max_header_bytes < 8192 {
             bail!("limits.max_body_bytes must be at least 1024 and limits.max_header_bytes at least 8192");
@@ -386,6 +402,34 @@ impl Config {
         })
     }
 
+    /// The admin listener off loopback serves the dashboard and /metrics to a network: only over
+    /// TLS and with a token, so neither a passive listener nor a web page in a browser there
+    /// can read them.
+    fn check_admin(&self, admin_listen: Option<SocketAddr>) -> anyhow::Result<()> {
+        let a = &self.admin;
+        if !a.token.is_empty() && a.token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+            bail!("admin.token must be at least {MIN_ADMIN_TOKEN_CHARS} characters");
+        }
+        if a.tls && !self.tls.enabled {
+            bail!("admin.tls needs the server's certificate: tls.enabled must be true");
+        }
+        if let Some(addr) = admin_listen {
+            if !addr.ip().is_loopback() && (!a.tls || a.token.is_empty()) {
+                bail!(
+                    "admin.listen {addr} is not a loopback address: the dashboard and /metrics \
+                     would be open to the network; set admin.tls = true and admin.token (or \
+                     keep admin.listen on 127.0.0.1 and use an SSH tunnel)"
+                );
+            }
+        }
+        for h in &a.allowed_hosts {
+            if h.is_empty() || h.contains([':', '/', ' ']) {
+                bail!("admin.allowed_hosts: {h:?} is not a host name (no port, no scheme)");
+            }
+        }
+        Ok(())
+    }
+
     pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
         self.server.listen.parse().with_context(|| {
             format!(
@@ -409,9 +453,13 @@ impl Config {
     }
 
     /// The effective configuration as TOML, for `check-config`. Holds no secrets: keys and
-    /// tokens live in files, which are named, never printed.
+    /// tokens live in files, which are named, never printed; `admin.token` is replaced.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        let mut shown = self.clone();
+        if !shown.admin.token.is_empty() {
+            shown.admin.token = "(set, not shown)".into();
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 
@@ -508,6 +556,26 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+    }
+
+    #[test]
+    fn admin_off_loopback_needs_tls_and_a_token() {
+        let refused = [
+            "[admin]\nlisten = \"0.0.0.0:9464\"\n",
+            "[admin]\nlisten = \"10.0.0.5:9464\"\ntls = true\n",
+            "[admin]\nlisten = \"10.0.0.5:9464\"\ntoken = \"0123456789abcdef\"\n",
+            "[admin]\ntoken = \"short\"\n",
+            "[admin]\nallowed_hosts = [\"evil.example:80\"]\n",
+        ];
+        for text in refused {
+            assert!(load_text(text).is_err(), "{text}");
+        }
+        let c = load_text(
+            "[admin]\nlisten = \"[::]:9464\"\ntls = true\ntoken = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        assert!(!c.to_toml().contains("0123456789abcdef"));
+        assert!(load_text("[admin]\nlisten = \"[::1]:9464\"\n").is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod fsutil;
 pub mod gallery;

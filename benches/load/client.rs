@@ -204,6 +204,29 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome measured outside `run` (the dashboard phase's sequential requests).
+    pub fn from_latencies(
+        mut latencies_us: Vec<u32>,
+        elapsed: Duration,
+        errors: u64,
+        first_error: Option<String>,
+    ) -> Outcome {
+        latencies_us.sort_unstable();
+        let ok = latencies_us.len() as u64;
+        Outcome {
+            ok,
+            sent: ok + errors,
+            completed: ok + errors,
+            errors,
+            first_error,
+            elapsed,
+            server_cpu_s: 0.0,
+            client_cpu_s: 0.0,
+            settled: true,
+            latencies_us,
+        }
+    }
+
     pub fn rps(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }

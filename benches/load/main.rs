@@ -12,6 +12,7 @@ mod seed;
 mod server;
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -35,20 +36,21 @@ usage: scripts/bench [--users N] [--quick] [--duration SECS] [--warmup SECS]
   --duration SECS    measured seconds per phase (default 10)
   --warmup SECS      unmeasured seconds before each phase (default 2)
   --connections C    concurrent keep-alive connections (default 64)
-  --phases LIST      comma-separated subset of: ceiling,p1,attack,oauth_flood,get_user,get_group,walk,p3,p2
+  --phases LIST      comma-separated subset of: ceiling,p1,attack,oauth_flood,get_user,get_group,dashboard,walk,p3,p2
   --reuse-seed       reuse target/bench/seed-N when it matches (default: seed afresh)
   --server-bin PATH  measure another build of grouptalk-scim (default: this release build)
   --out FILE         JSON results (default target/bench/results.json)
   --work DIR         seeds, the run's data dir and logs (default target/bench)";
 
 const BASE: &str = "/api/scim";
-const ALL_PHASES: [&str; 9] = [
+const ALL_PHASES: [&str; 10] = [
     "ceiling",
     "p1",
     "attack",
     "oauth_flood",
     "get_user",
     "get_group",
+    "dashboard",
     "walk",
     "p3",
     "p2",
@@ -304,6 +306,19 @@ async fn run(args: Args) -> Result<()> {
             &o,
         ));
     }
+    if wants("dashboard") {
+        // One administrator reloading the page: sequential, one connection, the whole page
+        // (every tenant's counts, credentials, chart and failures) per request. The issue's
+        // budget is 100 ms at 1M users.
+        let settled = server.settle(Duration::from_secs(60)).await?;
+        let mut o = dashboard_phase(inst.admin, args.warmup, args.duration).await?;
+        o.settled = settled;
+        report.phase(PhaseResult::new(
+            "dashboard",
+            "GET / on the admin listener (dashboard, 1 connection)",
+            &o,
+        ));
+    }
     if wants("walk") {
         let o = measure(&scim, phases.walk.clone(), 200).await?;
         report.phase(PhaseResult::new(
@@ -519,6 +534,61 @@ async fn oauth_flood(
         }
     }
     Ok(total)
+}
+
+/// The dashboard phase: `GET /` on the admin listener (plain HTTP, loopback) in a loop on one
+/// keep-alive-free connection per request, as a browser reload does; warm-up not recorded.
+async fn dashboard_phase(
+    admin: SocketAddr,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<Outcome> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let get = || -> Result<u16> {
+            let mut s = std::net::TcpStream::connect(admin)?;
+            write!(
+                s,
+                "GET / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+                admin.port()
+            )?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf)?;
+            let head = String::from_utf8_lossy(&buf[..buf.len().min(16)]).to_string();
+            Ok(head
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0))
+        };
+        let until = std::time::Instant::now() + warmup;
+        while std::time::Instant::now() < until {
+            get()?;
+        }
+        let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0u64, None);
+        let start = std::time::Instant::now();
+        while start.elapsed() < duration {
+            let t = std::time::Instant::now();
+            match get() {
+                Ok(200) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                Ok(other) => {
+                    errors += 1;
+                    first_error.get_or_insert(format!("status {other}"));
+                }
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        Ok(Outcome::from_latencies(
+            latencies,
+            start.elapsed(),
+            errors,
+            first_error,
+        ))
+    })
+    .await?
 }
 
 /// The request makers of every phase.

@@ -20,6 +20,8 @@ pub struct Instance {
     pub config: PathBuf,
     pub bin: PathBuf,
     pub addr: SocketAddr,
+    /// The admin listener (plain HTTP on loopback): the dashboard phase's target.
+    pub admin: SocketAddr,
     pub cert: CertificateDer<'static>,
 }
 
@@ -53,6 +55,7 @@ impl Instance {
             config,
             bin: bin.to_path_buf(),
             addr,
+            admin,
             cert: ck.cert.der().clone(),
         })
     }

@@ -1,6 +1,7 @@
 //! `check-config`: print the effective configuration and check what can be checked without
-//! starting: values, data directory, TLS certificate and key; then what Entra's OAuth
-//! connection needs: the token endpoint to paste and the clients with their secrets' expiry.
+//! starting: values, data directory, TLS certificate and key; where the dashboard is and how it is
+//! protected; then what Entra's OAuth connection needs: the token endpoint to paste and the
+//! clients with their secrets' expiry.
 
 use std::path::Path;
 
@@ -31,8 +32,33 @@ pub fn run(explicit: Option<&Path>) -> anyhow::Result<()> {
             config.data_dir.display()
         );
     }
+    admin_summary(&config)?;
     oauth_summary(&config)?;
     eprintln!("configuration ok");
+    Ok(())
+}
+
+/// Where the dashboard is and how it is protected (`Config::load` has already refused a
+/// non-loopback listener without TLS and a token).
+fn admin_summary(config: &Config) -> anyhow::Result<()> {
+    let Some(addr) = config.settings()?.admin_listen else {
+        eprintln!("Dashboard: off (admin.listen is empty)");
+        return Ok(());
+    };
+    let scheme = if config.admin.tls { "https" } else { "http" };
+    let token = if config.admin.token.is_empty() {
+        "no token"
+    } else {
+        "admin.token required (HTTP Basic)"
+    };
+    if addr.ip().is_loopback() {
+        eprintln!(
+            "Dashboard: {scheme}://{addr}/ ({token}; from elsewhere: ssh -L {port}:{addr} this-host)",
+            port = addr.port()
+        );
+    } else {
+        eprintln!("Dashboard: {scheme}://{addr}/ ({token})");
+    }
     Ok(())
 }
 

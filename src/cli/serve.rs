@@ -133,11 +133,14 @@ async fn run_server(
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
+    // `config` has refused admin.tls without a certificate, so the acceptor exists when asked.
+    let admin_tls = acceptor.clone().filter(|_| app.config.admin.tls);
     let admin = admin_listener.map(|l| {
         if let Ok(a) = l.local_addr() {
-            tracing::info!(address = %a, "admin listening on http://{a}/metrics");
+            let scheme = if admin_tls.is_some() { "https" } else { "http" };
+            tracing::info!(address = %a, "admin listening: dashboard on {scheme}://{a}/");
         }
-        tokio::spawn(admin::serve(app.clone(), l, stop_rx.clone()))
+        tokio::spawn(admin::serve(app.clone(), l, admin_tls, stop_rx.clone()))
     });
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(address = %local, "listening on {scheme}://{local}{}", app.config.base_path());

@@ -69,6 +69,9 @@ pub fn prune(conn: &Connection, before: &str, keep_rows: i64, chunk: i64) -> Res
              (SELECT max(seq) FROM request_log) - ?1 ORDER BY seq LIMIT ?2)",
         )?
         .execute(params![keep_rows, chunk])?;
+    // The dashboard's hourly counts (kept by a trigger on insert) age out with the log.
+    conn.prepare_cached("DELETE FROM request_hours WHERE hour < substr(?1, 1, 13)")?
+        .execute([before])?;
     Ok(by_age + by_count)
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod clients;
 mod crash;
+mod dashboard;
 mod discovery;
 mod entra;
 mod faults;
