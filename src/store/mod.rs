@@ -6,6 +6,7 @@
 //! file directly (`open_connection`) — WAL and `busy_timeout` make that safe while a server runs.
 
 pub mod backup;
+pub mod brake;
 pub mod clients;
 pub mod federations;
 pub mod feed;
@@ -176,7 +177,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 7;
+const MIGRATION_COUNT: usize = 8;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -187,6 +188,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0005_oauth_clients.sql")),
         M::up(include_str!("../../migrations/0006_client_federation.sql")),
         M::up(include_str!("../../migrations/0007_feed.sql")),
+        M::up(include_str!("../../migrations/0009_brake.sql")),
     ])
 }
 
