@@ -604,3 +604,6 @@ fn end_episode(conn: &Connection, tenant: &TenantId) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
