@@ -93,6 +93,29 @@ pub(super) fn route_delete(conn: &Connection, tenant: &TenantId, old: &Stored) -
     let route = decide(conn, tenant, &mut draft)?;
     if route == Route::Hold {
         keep_image(conn, tenant, &draft, Some(old))?;
+        // The groups it is in are held with it: keep them as they are now, before their
+        // version moves and the member goes.
+        let groups = conn
+            .prepare_cached(
+                "SELECT g.id FROM members m JOIN resources g ON g.seq = m.group_seq \
+                 WHERE m.member_seq = ?1",
+            )?
+            .query_map([old.seq], |r| r.get::<_, ResourceId>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        for id in &groups {
+            if let Some(g) = resources::get(conn, tenant, ResourceKind::Group, id)? {
+                let group = Draft {
+                    kind: ResourceKind::Group,
+                    id,
+                    op: ChangeOp::Update,
+                    revision: g.version.next(),
+                    added: Vec::new(),
+                    removed: Vec::new(),
+                    removal: Removal::Implied,
+                };
+                keep_image(conn, tenant, &group, Some(&g))?;
+            }
+        }
     }
     Ok(route)
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::feed::{
-    assert_mirror_equals_scim, consume_until_idle, feed_token, mirror_from_file, Feed,
+    assert_mirror_equals_scim, consume_until_idle, consumer, feed_token, mirror_from_file,
+    seed_directory, traffic, Feed,
 };
 use crate::harness::{patch_op, user_body, Scim, TenantCtx};
 
@@ -434,4 +435,55 @@ fn brake_cli_refuses_an_unknown_tenant_and_needs_a_tenant_or_all() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("brake.max_fraction"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn under_concurrent_entra_traffic_a_following_consumer_and_a_fresh_snapshot_agree_on_the_delivered_view_and_equal_scim_after_release(
+) {
+    let ctx = TenantCtx::start_with("acme", &brake_config(3), &[]);
+    let feed_tok = feed_token(&ctx.server, "acme");
+    let (users, groups) = seed_directory(&ctx);
+    let follower_db = ctx.server.dir.path().join("follower.db");
+    let fresh_db = ctx.server.dir.path().join("fresh.db");
+    let mut follower = consumer(&ctx.server, &feed_tok, &follower_db, true);
+    for w in traffic(&ctx, &users, &groups, 0xb4a3e, 60) {
+        w.join().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let held = brake_status(&ctx, "acme")["held"].as_i64().unwrap();
+    assert!(
+        held > 0,
+        "the traffic removes more than 3: something is held"
+    );
+    // Both consumers see the same delivered view: one followed the writes, one starts now.
+    consume_until_idle(&ctx.server, &feed_tok, &follower_db);
+    consume_until_idle(&ctx.server, &feed_tok, &fresh_db);
+    let (a, b) = (mirror_from_file(&follower_db), mirror_from_file(&fresh_db));
+    let view = |m: &crate::feed::Mirror| {
+        let mut v: Vec<(String, Value, BTreeSet<String>)> = m
+            .held
+            .iter()
+            .map(|(id, (_, body, members))| (id.clone(), body.clone(), members.clone()))
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    let (va, vb) = (view(&a), view(&b));
+    type View = Vec<(String, Value, BTreeSet<String>)>;
+    let only =
+        |x: &View, y: &View| -> View { x.iter().filter(|e| !y.contains(e)).cloned().collect() };
+    assert!(
+        va == vb,
+        "the follower and a fresh snapshot differ:\nfollower only {:?}\nfresh only {:?}",
+        only(&va, &vb),
+        only(&vb, &va)
+    );
+    let (ok, _, err) = ctx.server.cli(&["brake", "release", "--tenant", "acme"]);
+    assert!(ok, "{err}");
+    consume_until_idle(&ctx.server, &feed_tok, &follower_db);
+    consume_until_idle(&ctx.server, &feed_tok, &fresh_db);
+    assert_mirror_equals_scim(&mirror_from_file(&follower_db), &ctx);
+    assert_mirror_equals_scim(&mirror_from_file(&fresh_db), &ctx);
 }

@@ -14,8 +14,12 @@ use crate::harness::{
     assert_scim_error, create_user, patch_op, reply, user_body, Reply, Server, TenantCtx,
 };
 
+/// The brake off: these tests compare the mirror with the SCIM state under heavy random
+/// traffic, which would trip the deletion brake (tests/e2e/brake.rs covers it under traffic).
+const NO_BRAKE: &str = "[brake]\nmax_removals = 0\n";
+
 /// Ids of live users or groups, shared by the traffic threads.
-type Ids = Arc<Mutex<Vec<String>>>;
+pub(crate) type Ids = Arc<Mutex<Vec<String>>>;
 
 /// Issue a long-lived token with scope `feed.read` for `tenant` through the CLI.
 pub fn feed_token(server: &Server, tenant: &str) -> String {
@@ -403,7 +407,7 @@ fn entra_traffic(
 
 #[test]
 fn snapshot_then_changes_replayed_by_revision_equal_the_scim_state_under_concurrent_entra_writes() {
-    let ctx = TenantCtx::start("acme");
+    let ctx = TenantCtx::start_with("acme", NO_BRAKE, &[]);
     let feed = Feed::new(&ctx.server, &feed_token(&ctx.server, "acme"));
     let (users, groups) = seed_directory(&ctx);
     let writers: Vec<_> = (0..3u64)
@@ -881,7 +885,7 @@ pub(crate) fn mirror_from_file(db: &std::path::Path) -> Mirror {
     mirror
 }
 
-fn seed_directory(ctx: &TenantCtx) -> (Ids, Ids) {
+pub(crate) fn seed_directory(ctx: &TenantCtx) -> (Ids, Ids) {
     let scim = ctx.scim();
     let users: Ids = Arc::default();
     let groups: Ids = Arc::default();
@@ -911,7 +915,7 @@ fn seed_directory(ctx: &TenantCtx) -> (Ids, Ids) {
     (users, groups)
 }
 
-fn traffic(
+pub(crate) fn traffic(
     ctx: &TenantCtx,
     users: &Ids,
     groups: &Ids,
@@ -932,7 +936,7 @@ fn traffic(
 
 #[test]
 fn reference_consumer_mirrors_the_tenant_through_server_and_consumer_kills_and_a_restore() {
-    let mut ctx = TenantCtx::start("acme");
+    let mut ctx = TenantCtx::start_with("acme", NO_BRAKE, &[]);
     let token = feed_token(&ctx.server, "acme");
     let mirror_db = ctx.server.dir.path().join("mirror.db");
     let (users, groups) = seed_directory(&ctx);
