@@ -147,6 +147,8 @@ fn ten_entra_deactivations_past_a_threshold_of_five_hold_five_a_reactivation_can
     assert_eq!(s["threshold"], 5);
     assert!(s["since"].is_string(), "{s}");
     assert_eq!(metric(&ctx, "acme"), Some(5.0));
+    let (ok, stats, _) = ctx.server.cli(&["stats", "--tenant", "acme"]);
+    assert!(ok && stats.contains("HOLDING 5 change(s)"), "{stats}");
     // SCIM says what Entra wrote; the feed's snapshot shows the held users as delivered.
     let scim_user = ctx.scim().get(&format!("/Users/{}", users[7]));
     assert_eq!(scim_user.body["active"], false);
