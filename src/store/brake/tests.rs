@@ -361,3 +361,48 @@ fn max_removals_zero_holds_nothing() {
     }
     assert_eq!(held(&conn, &t), 0);
 }
+
+#[test]
+fn held_changes_are_never_pruned_and_release_still_delivers_them_after_the_log_is_pruned() {
+    let (_d, conn, t, _) = setup();
+    let users: Vec<Stored> = (0..3).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
+    for u in &users {
+        set_active(&conn, &t, u, false);
+    }
+    assert_eq!(held(&conn, &t), 1);
+    // Past the hard retention: every change of the log goes.
+    let later = Timestamp::from(time::OffsetDateTime::now_utc() + time::Duration::days(1));
+    while feed::prune(&conn, later, later, 100).unwrap() > 0 {}
+    assert!(feed::changes_after(&conn, &t, None, 100)
+        .unwrap()
+        .changes
+        .is_empty());
+    assert_eq!(held(&conn, &t), 1, "the held change is not part of the log");
+    assert_eq!(release(&conn, &t).unwrap(), 1);
+    let page = feed::changes_after(&conn, &t, None, 100).unwrap();
+    let got: Vec<(String, String)> = page
+        .changes
+        .iter()
+        .map(|c| (c.id.to_string(), c.op.clone()))
+        .collect();
+    assert_eq!(got, vec![(users[2].id.to_string(), "deactivate".into())]);
+}
+
+#[test]
+fn removals_older_than_the_window_no_longer_count() {
+    let (_d, conn, t, _) = setup();
+    let users: Vec<Stored> = (0..4).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
+    set_active(&conn, &t, &users[0], false);
+    set_active(&conn, &t, &users[1], false);
+    // Those two happened 61 minutes ago: out of the 60-minute window.
+    let old = Timestamp::from(time::OffsetDateTime::now_utc() - time::Duration::minutes(61));
+    conn.execute("UPDATE changes SET at = ?1 WHERE removals > 0", [old])
+        .unwrap();
+    set_active(&conn, &t, &users[2], false);
+    set_active(&conn, &t, &users[3], false);
+    assert_eq!(held(&conn, &t), 0);
+    // Two in the window now: the next one is held.
+    let more = user(&conn, &t, "v");
+    set_active(&conn, &t, &more, false);
+    assert_eq!(held(&conn, &t), 1);
+}
