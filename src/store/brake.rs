@@ -15,7 +15,9 @@
 //!
 //! The SCIM write itself is never refused or changed: the brake decides only what the feed says.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -159,30 +161,75 @@ fn decide(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result
     if weight == 0 || !settings.enabled() {
         return Ok(Route::Deliver);
     }
-    let counted = counted(conn, tenant, settings.window_start(Timestamp::now()))?;
-    if !rules::may_hold(&settings, counted, weight) {
-        return Ok(Route::Deliver);
+    // Cheapest first: in an episode the delivered removals alone reach the threshold, so
+    // neither the held ones nor (past the cached threshold) anything else is summed.
+    let since = settings.window_start(Timestamp::now());
+    let delivered = sum_removals(conn, tenant, since, "changes")?;
+    let mut held = None;
+    if !rules::may_hold(&settings, delivered, weight) {
+        let h = sum_removals(conn, tenant, since, "held_changes")?;
+        if !rules::may_hold(&settings, delivered + h, weight) {
+            return Ok(Route::Deliver);
+        }
+        held = Some(h);
     }
-    let threshold = settings.threshold(active_users(conn, tenant)?);
-    Ok(match rules::holds(counted, weight, threshold) {
+    let threshold = settings.threshold(active_users_cached(conn, tenant)?);
+    if rules::holds(delivered, weight, threshold) {
+        return Ok(Route::Hold);
+    }
+    let held = match held {
+        Some(h) => h,
+        None => sum_removals(conn, tenant, since, "held_changes")?,
+    };
+    Ok(match rules::holds(delivered + held, weight, threshold) {
         true => Route::Hold,
         false => Route::Deliver,
     })
 }
 
-/// Removals the tenant's window counts since `since`: delivered and held.
-fn counted(conn: &Connection, tenant: &TenantId, since: Timestamp) -> Result<u64> {
+/// Removals counted in `table` (`changes`: delivered, `held_changes`: held) since `since`.
+fn sum_removals(
+    conn: &Connection,
+    tenant: &TenantId,
+    since: Timestamp,
+    table: &'static str,
+) -> Result<u64> {
+    // `removals > 0` lets SQLite use the partial index `changes_removals (tenant, at)`.
     let n: i64 = conn
-        .prepare_cached(
-            "SELECT coalesce((SELECT sum(removals) FROM changes WHERE tenant = t.key \
-             AND removals > 0 AND at >= ?2), 0) \
-             + coalesce((SELECT sum(removals) FROM held_changes WHERE tenant = t.key \
-             AND at >= ?2), 0) FROM tenants t WHERE t.id = ?1",
-        )?
-        .query_row(params![tenant, since], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+        .prepare_cached(&format!(
+            "SELECT coalesce(sum(removals), 0) FROM {table} \
+             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND removals > 0 \
+             AND at >= ?2"
+        ))?
+        .query_row(params![tenant, since], |r| r.get(0))?;
     Ok(n.max(0) as u64)
+}
+
+/// How long the writer reuses a tenant's count of active users: counting reads every user row
+/// (at a million users, a good part of a second), and during a mass deactivation every write
+/// past `max_removals` needs the threshold. A minute-old count moves the threshold by at most
+/// that minute's changes.
+const ACTIVE_USERS_TTL: Duration = Duration::from_secs(60);
+
+thread_local! {
+    /// Active users per tenant as last counted on this thread, and when.
+    static ACTIVE_USERS: RefCell<HashMap<TenantId, (u64, Instant)>> =
+        RefCell::new(HashMap::new());
+}
+
+fn active_users_cached(conn: &Connection, tenant: &TenantId) -> Result<u64> {
+    let cached = ACTIVE_USERS.with(|c| {
+        c.borrow()
+            .get(tenant)
+            .filter(|(_, at)| at.elapsed() < ACTIVE_USERS_TTL)
+            .map(|(n, _)| *n)
+    });
+    if let Some(n) = cached {
+        return Ok(n);
+    }
+    let n = active_users(conn, tenant)?;
+    ACTIVE_USERS.with(|c| c.borrow_mut().insert(tenant.clone(), (n, Instant::now())));
+    Ok(n)
 }
 
 fn active_users(conn: &Connection, tenant: &TenantId) -> Result<u64> {

@@ -406,3 +406,30 @@ fn removals_older_than_the_window_no_longer_count() {
     set_active(&conn, &t, &more, false);
     assert_eq!(held(&conn, &t), 1);
 }
+
+#[test]
+fn the_fraction_of_active_users_raises_the_threshold_above_max_removals() {
+    let (_d, conn, t, _) = setup();
+    let users: Vec<Stored> = (0..6).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
+    let half = Settings {
+        max_removals: 1,
+        max_fraction: 0.5,
+        window_minutes: 60,
+    };
+    let req = patch::parse_request(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]
+    }))
+    .unwrap();
+    for u in &users[..4] {
+        within(half, || {
+            resources::patch(&conn, &t, ResourceKind::User, &u.id, &req, None)
+        })
+        .0
+        .unwrap();
+    }
+    // Counted when first needed, at the second deactivation (already applied): 4 active,
+    // ceil(0.5 × 4) = 2 > max_removals: two delivered, two held.
+    assert_eq!(held(&conn, &t), 2);
+    assert_eq!(status(&conn, Some(&t), &half).unwrap()[0].threshold, 1); // 2 active now
+}
