@@ -29,6 +29,31 @@ pub struct Config {
     pub backup: BackupConfig,
     pub oauth: OAuthConfig,
     pub feed: FeedConfig,
+    pub brake: BrakeConfig,
+}
+
+/// The deletion brake (docs/brake.md): how many removals (deactivations, deletions, membership
+/// removals) a tenant may make within a sliding window before the change feed holds the rest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrakeConfig {
+    /// Removals allowed in the window; 0 disables the brake.
+    pub max_removals: u32,
+    /// The same as a fraction of the tenant's active users, in [0, 1]; the larger applies.
+    pub max_fraction: f64,
+    /// The sliding window, minutes (at least 1).
+    pub window_minutes: u32,
+}
+
+impl BrakeConfig {
+    /// What the store reads during a write.
+    pub fn settings(&self) -> crate::brake::Settings {
+        crate::brake::Settings {
+            max_removals: self.max_removals,
+            max_fraction: self.max_fraction,
+            window_minutes: self.window_minutes,
+        }
+    }
 }
 
 /// The change feed (`/feed/v1/`, docs/feed.md): how long its changes are kept.
@@ -246,6 +271,11 @@ impl Default for Config {
                 retention_days: 30,
                 max_retention_days: 90,
             },
+            brake: BrakeConfig {
+                max_removals: crate::brake::Settings::DEFAULT.max_removals,
+                max_fraction: crate::brake::Settings::DEFAULT.max_fraction,
+                window_minutes: crate::brake::Settings::DEFAULT.window_minutes,
+            },
         }
     }
 }
@@ -351,6 +381,15 @@ impl Config {
                  feed.retention_days (got {} and {})",
                 f.retention_days,
                 f.max_retention_days
+            );
+        }
+        let b = &self.brake;
+        if !(0.0..=1.0).contains(&b.max_fraction) || b.window_minutes == 0 {
+            bail!(
+                "brake.max_fraction must be between 0 and 1 and brake.window_minutes at least 1 \
+                 (got {} and {})",
+                b.max_fraction,
+                b.window_minutes
             );
         }
         let backup_dir = (!self.backup.dir.is_empty()).then(|| PathBuf::from(&self.backup.dir));

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod brake;
 pub mod budget;
 pub mod cli;
 pub mod config;

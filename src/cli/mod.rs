@@ -4,6 +4,7 @@
 //! (`error: …`), never a backtrace.
 
 mod backup;
+mod brake;
 mod check_config;
 mod client;
 mod feed;
@@ -65,6 +66,9 @@ pub enum Command {
     /// The change feed GroupTalk reads: consumers, lag, and the change log
     #[command(subcommand)]
     Feed(feed::FeedCommand),
+    /// The deletion brake: changes the feed holds after many removals; release or discard them
+    #[command(subcommand)]
+    Brake(brake::BrakeCommand),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -76,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
         Command::Log(args) => log::run(&load_config(cli.config.as_deref())?, args),
         Command::Feed(cmd) => feed::run(&load_config(cli.config.as_deref())?, cmd),
+        Command::Brake(cmd) => brake::run(&load_config(cli.config.as_deref())?, cmd),
         Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),
         Command::Backup(args) => backup::run_backup(&load_config(cli.config.as_deref())?, args),
         Command::Restore(args) => backup::run_restore(&load_config(cli.config.as_deref())?, args),

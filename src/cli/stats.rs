@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::Config;
-use crate::store::{stats, tenants};
+use crate::store::{brake, stats, tenants};
 
 #[derive(Debug, Args)]
 pub struct StatsArgs {
@@ -32,6 +32,16 @@ pub fn run(config: &Config, args: StatsArgs) -> anyhow::Result<()> {
         println!("  active users {}", counts.active_users);
         println!("  groups       {}", counts.groups);
         println!("  memberships  {}", counts.memberships);
+        for b in brake::status(&conn, Some(&t.id), &config.brake.settings())? {
+            match &b.since {
+                Some(since) => println!(
+                    "  brake        HOLDING {} change(s) since {since} (threshold {}): \
+                     `grouptalk-scim brake release` or `brake discard`",
+                    b.held, b.threshold
+                ),
+                None => println!("  brake        nothing held (threshold {})", b.threshold),
+            }
+        }
         for (label, since) in [("last hour", &hour_ago), ("last day", &day_ago)] {
             let classes = stats::request_classes(&conn, &t.id, since)?;
             let shown = if classes.is_empty() {

@@ -52,6 +52,8 @@ pub struct HeldChange {
 pub struct TenantExtras {
     pub consumers: Option<Vec<FeedConsumer>>,
     pub held: Option<Vec<HeldChange>>,
+    /// How many the brake holds in all (`held` lists the oldest of them).
+    pub held_total: usize,
 }
 
 /// The page skeleton: no script, one stylesheet from this server.
@@ -158,7 +160,7 @@ fn tenant(
         out.push_str(&feed_consumers(consumers, now));
     }
     if let Some(held) = &extras.held {
-        out.push_str(&held_changes(held, now));
+        out.push_str(&held_changes(held, extras.held_total, now));
     }
     out.push_str("</section>");
 }
@@ -361,19 +363,23 @@ pub fn feed_consumers(consumers: &[FeedConsumer], now: OffsetDateTime) -> String
     out
 }
 
-/// The deletion brake's held changes (the deletion brake plugs in here).
-pub fn held_changes(held: &[HeldChange], now: OffsetDateTime) -> String {
+/// The deletion brake's held changes: how many, and the oldest of them (`total` counts all).
+pub fn held_changes(held: &[HeldChange], total: usize, now: OffsetDateTime) -> String {
+    let total = total.max(held.len());
     let mut out = format!(
-        "<h3>Held by the deletion brake: <span{}>{}</span></h3>",
-        if held.is_empty() {
-            ""
-        } else {
-            " class=\"warn\""
-        },
-        held.len()
+        "<h3>Held by the deletion brake: <span{} data-held=\"{total}\">{total}</span></h3>",
+        if total == 0 { "" } else { " class=\"warn\"" },
     );
     if held.is_empty() {
         return out;
+    }
+    if total > held.len() {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">the oldest {} of them; <code>grouptalk-scim brake status</code> \
+             shows all</p>",
+            held.len()
+        );
     }
     out.push_str(
         "<div class=\"scroll\"><table><thead><tr><th>when</th><th>kind</th><th>id</th>\

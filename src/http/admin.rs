@@ -133,11 +133,14 @@ async fn overview(app: &Arc<App>) -> Response<Body> {
             Ok((
                 store::dashboard::overview(conn, &since)?,
                 store::dashboard::feed_consumers(conn)?,
+                store::dashboard::held(conn)?,
             ))
         })
         .await
     {
-        Ok((o, consumers)) => html(200, view::overview(&o, &extras(&o, consumers), now)),
+        Ok((o, consumers, held)) => {
+            html(200, view::overview(&o, &extras(&o, consumers, held), now))
+        }
         Err(e) => {
             tracing::error!(error = %e, "dashboard failed");
             response::text(500, "dashboard unavailable\n")
@@ -146,10 +149,12 @@ async fn overview(app: &Arc<App>) -> Response<Body> {
 }
 
 /// What the overview shows beyond the maintained counts, per tenant: the change feed's
-/// consumers (every tenant has the section, "none" when nobody reads its feed).
+/// consumers (every tenant has the section, "none" when nobody reads its feed) and the
+/// deletion brake's held changes.
 fn extras(
     o: &store::dashboard::Overview,
     consumers: Vec<store::dashboard::ConsumerLag>,
+    held: Vec<store::dashboard::Held>,
 ) -> HashMap<TenantId, view::TenantExtras> {
     let mut out: HashMap<TenantId, view::TenantExtras> = o
         .tenants
@@ -169,6 +174,22 @@ fn extras(
                 lag: c.lag,
                 last_read: c.updated,
             });
+        }
+    }
+    for h in held {
+        if let Some(e) = out.get_mut(&h.tenant) {
+            e.held_total = usize::try_from(h.total).unwrap_or(0);
+            e.held = Some(
+                h.oldest
+                    .into_iter()
+                    .map(|(at, kind, resource_id, operation)| view::HeldChange {
+                        at,
+                        kind,
+                        resource_id,
+                        operation,
+                    })
+                    .collect(),
+            );
         }
     }
     out

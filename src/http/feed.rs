@@ -37,8 +37,8 @@ pub const MAX_WAIT_SECS: u64 = 60;
 const DEFAULT_PAGE: usize = 100;
 
 /// How often a waiting long-poll looks again even without a commit signal (a write by the CLI,
-/// another process, signals nothing).
-const RECHECK: Duration = Duration::from_secs(5);
+/// another process, signals nothing: `brake release` appends changes that way).
+const RECHECK: Duration = Duration::from_secs(1);
 
 fn forbidden() -> ScimError {
     ScimError::forbidden(

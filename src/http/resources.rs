@@ -122,17 +122,24 @@ impl Ctx {
                 max_members_per_request: l.max_members_per_request,
             },
         };
+        let brake = self.app.config.brake.settings();
         let result = self
             .app
             .store
             .write_with(options, move |conn| {
-                let (value, logged) = f(conn, &tenant)?;
+                let (written, held) = storage::brake::within(brake, || f(conn, &tenant));
+                let (value, logged) = written?;
                 let mut entry = draft.snapshot();
                 entry.status = status;
                 entry.resource_id = Some(logged.resource_id);
                 entry
                     .notes
                     .extend(logged.notes.iter().map(|n| n.to_string()));
+                if held > 0 {
+                    entry.notes.push(format!(
+                        "deletion brake: {held} change(s) held from the change feed"
+                    ));
+                }
                 request_log::insert(conn, &entry)?;
                 Ok(value)
             })

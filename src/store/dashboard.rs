@@ -436,3 +436,54 @@ pub fn feed_consumers(conn: &Connection) -> Result<Vec<ConsumerLag>> {
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// Held changes listed per tenant (the oldest; the heading counts them all).
+pub const HELD_SHOWN: i64 = 20;
+
+/// The deletion brake's held changes of a tenant: how many, and the oldest `HELD_SHOWN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub tenant: TenantId,
+    pub total: i64,
+    /// (when it was held, kind, resource id, operation), oldest first.
+    pub oldest: Vec<(Timestamp, String, String, String)>,
+}
+
+/// Every tenant's held changes. A mass event holds thousands at most (the brake exists to stop
+/// one); the count walks the (tenant, resource_id) index, the list takes the first ids.
+pub fn held(conn: &Connection) -> Result<Vec<Held>> {
+    let mut tenants = conn.prepare_cached(
+        "SELECT t.key, t.id, (SELECT count(*) FROM held_changes h WHERE h.tenant = t.key) \
+         FROM tenants t",
+    )?;
+    let counted = tenants
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, TenantId>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut list = conn.prepare_cached(
+        "SELECT at, kind, resource_id, operation FROM held_changes \
+         WHERE tenant = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let mut out = Vec::new();
+    for (key, tenant, total) in counted {
+        let oldest = if total == 0 {
+            Vec::new()
+        } else {
+            list.query_map(params![key, HELD_SHOWN], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        out.push(Held {
+            tenant,
+            total,
+            oldest,
+        });
+    }
+    Ok(out)
+}

@@ -9,6 +9,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::brake;
 use super::resources::{self, Member, Stored, COLUMNS};
 use super::{Result, StoreError};
 use crate::domain::{ResourceId, TenantId, Timestamp};
@@ -214,6 +215,14 @@ pub fn changes_after(
             resource,
         });
     }
+    // The delivered view: a resource with held changes is shown as it was last delivered.
+    if !changes.is_empty() && brake::any_images(conn, tenant)? {
+        for c in changes.iter_mut().filter(|c| c.op != "delete") {
+            if let Some(image) = brake::image(conn, tenant, &c.id)? {
+                c.resource = Some(image.stored);
+            }
+        }
+    }
     let next = changes.last().map_or(after, |c| c.seq);
     Ok(ChangesPage {
         changes,
@@ -324,11 +333,14 @@ fn snapshot_page_within(
     loop {
         let rows = page_of(conn, tenant, kind, after, count - out.len())?;
         let fetched = rows.len();
-        for stored in rows {
+        for (stored, image_members) in rows {
             let members = match kind {
                 ResourceKind::User => None,
                 ResourceKind::Group => {
-                    let m = resources::members(conn, stored.seq)?;
+                    let m = match image_members {
+                        Some(m) => m,
+                        None => resources::members(conn, stored.seq)?,
+                    };
                     if !out.is_empty() && members_sent + m.len() > budget {
                         full = true;
                         break;
@@ -367,8 +379,56 @@ fn snapshot_page_within(
     })
 }
 
-/// The tenant's resources of `kind` after `after` (seq order), at most `n`.
+/// A snapshot entry: the resource, and a group's members when they come from its brake image.
+type Entry = (Stored, Option<Vec<Member>>);
+
+/// The tenant's resources of `kind` after `after` (seq order), at most `n`, in the delivered
+/// view: a resource with held changes (a held-deleted one too) as it was last delivered.
 fn page_of(
+    conn: &Connection,
+    tenant: &TenantId,
+    kind: ResourceKind,
+    after: i64,
+    n: usize,
+) -> Result<Vec<Entry>> {
+    let rows = live_page_of(conn, tenant, kind, after, n)?;
+    let images = match brake::any_images(conn, tenant)? {
+        true => brake::images_after(conn, tenant, kind, after)?,
+        false => Vec::new(),
+    };
+    if images.is_empty() {
+        return Ok(rows.into_iter().map(|s| (s, None)).collect());
+    }
+    // Images up to the last live row fetched (beyond it, the live rows are not all here yet).
+    let bound = match rows.len() == n {
+        true => rows.last().map_or(i64::MAX, |s| s.seq),
+        false => i64::MAX,
+    };
+    let shown: std::collections::HashSet<ResourceId> =
+        images.iter().map(|i| i.stored.id.clone()).collect();
+    let mut out: Vec<Entry> = rows
+        .into_iter()
+        .filter(|s| !shown.contains(&s.id))
+        .map(|s| (s, None))
+        .collect();
+    out.extend(
+        images
+            .into_iter()
+            .filter(|i| i.stored.seq <= bound)
+            .map(|i| (i.stored, i.members.or_else(|| Some(Vec::new())))),
+    );
+    out.sort_by_key(|(s, _)| s.seq);
+    out.truncate(n);
+    if kind == ResourceKind::User {
+        for entry in &mut out {
+            entry.1 = None;
+        }
+    }
+    Ok(out)
+}
+
+/// The tenant's live resources of `kind` after `after` (seq order), at most `n`.
+fn live_page_of(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,

@@ -6,6 +6,7 @@
 //! file directly (`open_connection`) — WAL and `busy_timeout` make that safe while a server runs.
 
 pub mod backup;
+pub mod brake;
 pub mod clients;
 pub mod dashboard;
 pub mod federations;
@@ -177,7 +178,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 8;
+const MIGRATION_COUNT: usize = 9;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -189,6 +190,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0006_client_federation.sql")),
         M::up(include_str!("../../migrations/0007_feed.sql")),
         M::up(include_str!("../../migrations/0008_dashboard.sql")),
+        M::up(include_str!("../../migrations/0009_brake.sql")),
     ])
 }
 

@@ -14,9 +14,11 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use super::brake;
 use super::query::{self, fold};
 use super::writer::job_limits;
 use super::{Invalid, Result, StoreError};
+use crate::brake::Removal;
 use crate::domain::{ResourceId, TenantId, Timestamp, Version};
 use crate::scim::filter::Filter;
 use crate::scim::patch::{self, MemberOp, PatchRequest};
@@ -369,26 +371,25 @@ impl MemberDelta {
         }
     }
 
-    /// The added and removed ids as JSON arrays (None when there are none), sorted.
-    fn to_columns(&self) -> Result<(Option<String>, Option<String>)> {
-        let list = |want: bool| -> Result<Option<String>> {
-            let mut ids: Vec<&str> = self
+    /// The added and removed ids, each sorted.
+    fn ids(&self) -> (Vec<String>, Vec<String>) {
+        let list = |want: bool| -> Vec<String> {
+            let mut ids: Vec<String> = self
                 .net
                 .iter()
                 .filter(|(_, &added)| added == want)
-                .map(|(id, _)| id.as_str())
+                .map(|(id, _)| id.clone())
                 .collect();
-            if ids.is_empty() {
-                return Ok(None);
-            }
             ids.sort_unstable();
-            Ok(Some(serde_json::to_string(&ids)?))
+            ids
         };
-        Ok((list(true)?, list(false)?))
+        (list(true), list(false))
     }
 }
 
-/// Append the change's row to the feed's log, in the transaction of the change.
+/// Record the change for the feed's log, in the transaction of the change: delivered or held
+/// by the deletion brake (`brake::record`). `before` is the resource before the change.
+#[allow(clippy::too_many_arguments)]
 fn record_change(
     conn: &Connection,
     tenant: &TenantId,
@@ -397,26 +398,25 @@ fn record_change(
     op: ChangeOp,
     revision: Version,
     members: Option<&MemberDelta>,
+    before: Option<&Stored>,
 ) -> Result<()> {
-    let (added, removed) = match members {
-        Some(delta) => delta.to_columns()?,
-        None => (None, None),
+    let (added, removed) = members.map(MemberDelta::ids).unwrap_or_default();
+    let removal = match op {
+        ChangeOp::Deactivate => Removal::Deactivation,
+        ChangeOp::Delete => Removal::Deletion,
+        _ if !removed.is_empty() => Removal::Members(removed.len()),
+        _ => Removal::None,
     };
-    conn.prepare_cached(
-        "INSERT INTO changes (tenant, at, kind, resource_id, operation, revision, added, removed) \
-         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        tenant,
-        Timestamp::now(),
-        kind_str(kind),
+    let draft = brake::Draft {
+        kind,
         id,
-        op.as_str(),
+        op,
         revision,
         added,
-        removed
-    ])?;
-    Ok(())
+        removed,
+        removal,
+    };
+    brake::record(conn, tenant, draft, before)
 }
 
 /// Insert a new resource (and its members, for a group).
@@ -467,6 +467,7 @@ pub fn create(
         ChangeOp::Create,
         Version::FIRST,
         Some(&delta),
+        None,
     )?;
     Ok(Stored {
         seq,
@@ -509,7 +510,16 @@ fn update_row(
     ])?;
     write_side_rows(conn, old.seq, &doc)?;
     let op = ChangeOp::of_update(&old.doc, &doc);
-    record_change(conn, tenant, old.kind, &old.id, op, version, Some(members))?;
+    record_change(
+        conn,
+        tenant,
+        old.kind,
+        &old.id,
+        op,
+        version,
+        Some(members),
+        Some(old),
+    )?;
     Ok(Stored {
         version,
         last_modified: now,
@@ -575,6 +585,9 @@ pub fn delete(
 ) -> Result<()> {
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
+    // The deletion brake decides before the rows go: a held delete keeps the resource's image
+    // (and holds the group updates it implies, so no group shows the member gone).
+    let route = brake::route_delete(conn, tenant, &old)?;
     // The groups it was a member of lose a member: their `members` change, so do their version
     // (ETag) and lastModified, and each gets its change row with the member in `removed` — in
     // the same transaction.
@@ -590,33 +603,32 @@ pub fn delete(
             Ok((r.get::<_, ResourceId>(0)?, r.get::<_, Version>(1)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut gone = MemberDelta::default();
-    gone.removed(id.as_str());
     for (group, version) in &groups {
-        record_change(
-            conn,
-            tenant,
-            ResourceKind::Group,
-            group,
-            ChangeOp::Update,
-            *version,
-            Some(&gone),
-        )?;
+        let draft = brake::Draft {
+            kind: ResourceKind::Group,
+            id: group,
+            op: ChangeOp::Update,
+            revision: *version,
+            added: Vec::new(),
+            removed: vec![id.to_string()],
+            removal: Removal::Implied,
+        };
+        brake::record_implied(conn, tenant, draft, route)?;
     }
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
     // The revision grows with a delete too: a consumer that holds the resource sees it as newer.
-    record_change(
-        conn,
-        tenant,
+    let draft = brake::Draft {
         kind,
         id,
-        ChangeOp::Delete,
-        old.version.next(),
-        None,
-    )?;
-    Ok(())
+        op: ChangeOp::Delete,
+        revision: old.version.next(),
+        added: Vec::new(),
+        removed: Vec::new(),
+        removal: Removal::Deletion,
+    };
+    brake::record_decided(conn, tenant, draft, route)
 }
 
 /// Apply member operations to a group's rows. Returns what changed, for the feed.

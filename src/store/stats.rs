@@ -20,6 +20,8 @@ pub struct DirectorySnapshot {
     pub tokens: Vec<TokenActivity>,
     /// OAuth client secrets that are not revoked, of clients that are not revoked.
     pub client_secrets: Vec<SecretExpiry>,
+    /// (tenant name, changes the deletion brake holds).
+    pub brake_held: Vec<(String, i64)>,
 }
 
 /// An active client secret and when it expires, as unix seconds.
@@ -91,6 +93,7 @@ pub fn directory_snapshot(conn: &Connection, db: &std::path::Path) -> Result<Dir
         memberships,
         tokens,
         client_secrets,
+        brake_held: super::brake::held_counts(conn)?,
     })
 }
 

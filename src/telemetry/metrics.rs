@@ -93,6 +93,7 @@ pub struct Metrics {
     db_size: Gauge,
     resources: Family<ResourceLabels, Gauge>,
     memberships: Family<TenantLabels, Gauge>,
+    brake_held: Family<TenantLabels, Gauge>,
     token_idle: Family<TokenLabels, Gauge>,
     token_expiry: Family<TokenLabels, Gauge>,
     secret_expiry: Family<SecretLabels, Gauge>,
@@ -160,6 +161,12 @@ impl Metrics {
             "Group memberships per tenant",
             memberships.clone(),
         );
+        let brake_held = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "brake_held_changes",
+            "Changes the deletion brake holds from the change feed per tenant (brake release / discard)",
+            brake_held.clone(),
+        );
         let token_idle = Family::<TokenLabels, Gauge>::default();
         registry.register(
             "token_seconds_since_last_request",
@@ -224,6 +231,7 @@ impl Metrics {
             db_size,
             resources,
             memberships,
+            brake_held,
             token_idle,
             token_expiry,
             secret_expiry,
@@ -265,6 +273,12 @@ impl Metrics {
         self.memberships.clear();
         for (tenant, n) in snapshot.memberships {
             self.memberships
+                .get_or_create(&TenantLabels { tenant })
+                .set(n);
+        }
+        self.brake_held.clear();
+        for (tenant, n) in snapshot.brake_held {
+            self.brake_held
                 .get_or_create(&TenantLabels { tenant })
                 .set(n);
         }

@@ -504,3 +504,36 @@ fn dashboard_shows_each_feed_consumer_with_its_lag() {
         "{html}"
     );
 }
+
+#[test]
+fn dashboard_shows_what_the_deletion_brake_holds() {
+    let brake = "[brake]\nmax_removals = 2\nmax_fraction = 0.0\nwindow_minutes = 60\n";
+    let ctx = TenantCtx::start_with("contoso", brake, &[]);
+    let scim = ctx.scim();
+    let ids: Vec<String> = (0..5)
+        .map(|n| create_user(&scim, &format!("u{n}@contoso.com")))
+        .collect();
+    for id in &ids {
+        let r = scim.patch(
+            &format!("/Users/{id}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+        );
+        assert_eq!(r.status, 200, "the write succeeds whatever the brake does");
+    }
+    let addr = admin(&ctx.server);
+    let (status, _, html) = raw_get(addr, "/", &local(&ctx.server), None);
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("data-held=\"3\">3</span>"),
+        "two delivered, three held: {html}"
+    );
+    for id in &ids[2..] {
+        assert!(html.contains(&format!("<code>{id}</code>")), "{id} listed");
+    }
+    assert!(html.contains("<td>deactivate</td>"), "{html}");
+    let (ok, _, err) = ctx.server.cli(&["brake", "release", "--tenant", "contoso"]);
+    assert!(ok, "{err}");
+    let (_, _, html) = raw_get(addr, "/", &local(&ctx.server), None);
+    assert!(html.contains("data-held=\"0\">0</span>"), "{html}");
+}

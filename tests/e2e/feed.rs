@@ -14,8 +14,12 @@ use crate::harness::{
     assert_scim_error, create_user, patch_op, reply, user_body, Reply, Server, TenantCtx,
 };
 
+/// The brake off: these tests compare the mirror with the SCIM state under heavy random
+/// traffic, which would trip the deletion brake (tests/e2e/brake.rs covers it under traffic).
+const NO_BRAKE: &str = "[brake]\nmax_removals = 0\n";
+
 /// Ids of live users or groups, shared by the traffic threads.
-type Ids = Arc<Mutex<Vec<String>>>;
+pub(crate) type Ids = Arc<Mutex<Vec<String>>>;
 
 /// Issue a long-lived token with scope `feed.read` for `tenant` through the CLI.
 pub fn feed_token(server: &Server, tenant: &str) -> String {
@@ -65,7 +69,7 @@ impl Feed {
         )
     }
 
-    fn changes(&self, after: &str, limit: usize) -> Value {
+    pub(crate) fn changes(&self, after: &str, limit: usize) -> Value {
         let r = self.get(&format!("/changes?after={after}&limit={limit}"));
         assert_eq!(r.status, 200, "{:?}", r.body);
         r.body
@@ -74,9 +78,9 @@ impl Feed {
 
 /// A consumer's mirror, applied as docs/feed.md says: by revision, remembering deleted ids.
 #[derive(Default, Debug)]
-struct Mirror {
+pub(crate) struct Mirror {
     /// id → (revision, resource without members, member ids).
-    held: HashMap<String, (i64, Value, BTreeSet<String>)>,
+    pub(crate) held: HashMap<String, (i64, Value, BTreeSet<String>)>,
     deleted: HashSet<String>,
 }
 
@@ -224,7 +228,7 @@ fn follow(feed: &Feed, mirror: &mut Mirror, mut after: String, limit: usize) -> 
 }
 
 /// Every resource of the tenant as SCIM returns it: (comparable resource, member ids).
-fn scim_state(ctx: &TenantCtx) -> HashMap<String, (Value, BTreeSet<String>)> {
+pub(crate) fn scim_state(ctx: &TenantCtx) -> HashMap<String, (Value, BTreeSet<String>)> {
     let scim = ctx.scim();
     let mut out = HashMap::new();
     for endpoint in ["/Users", "/Groups"] {
@@ -255,7 +259,7 @@ fn scim_state(ctx: &TenantCtx) -> HashMap<String, (Value, BTreeSet<String>)> {
     out
 }
 
-fn assert_mirror_equals_scim(mirror: &Mirror, ctx: &TenantCtx) {
+pub(crate) fn assert_mirror_equals_scim(mirror: &Mirror, ctx: &TenantCtx) {
     let truth = scim_state(ctx);
     let held: HashMap<&String, (&Value, &BTreeSet<String>)> =
         mirror.held.iter().map(|(k, v)| (k, (&v.1, &v.2))).collect();
@@ -403,7 +407,7 @@ fn entra_traffic(
 
 #[test]
 fn snapshot_then_changes_replayed_by_revision_equal_the_scim_state_under_concurrent_entra_writes() {
-    let ctx = TenantCtx::start("acme");
+    let ctx = TenantCtx::start_with("acme", NO_BRAKE, &[]);
     let feed = Feed::new(&ctx.server, &feed_token(&ctx.server, "acme"));
     let (users, groups) = seed_directory(&ctx);
     let writers: Vec<_> = (0..3u64)
@@ -813,7 +817,7 @@ fn feed_attacks_no_token_wrong_token_other_tenant_wrong_scope_malformed_cursors_
 }
 
 /// The reference consumer (`examples/feed_consumer.py`) as a process against `server`.
-fn consumer(
+pub(crate) fn consumer(
     server: &Server,
     token: &str,
     db: &std::path::Path,
@@ -839,7 +843,7 @@ fn consumer(
 }
 
 /// Run the consumer until it has caught up; asserts it exits cleanly.
-fn consume_until_idle(server: &Server, token: &str, db: &std::path::Path) -> String {
+pub(crate) fn consume_until_idle(server: &Server, token: &str, db: &std::path::Path) -> String {
     let out = consumer(server, token, db, false)
         .wait_with_output()
         .unwrap();
@@ -849,7 +853,7 @@ fn consume_until_idle(server: &Server, token: &str, db: &std::path::Path) -> Str
 }
 
 /// The consumer's mirror, read from its SQLite file, in the form `Mirror` holds.
-fn mirror_from_file(db: &std::path::Path) -> Mirror {
+pub(crate) fn mirror_from_file(db: &std::path::Path) -> Mirror {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut mirror = Mirror::default();
     let mut stmt = conn
@@ -881,7 +885,7 @@ fn mirror_from_file(db: &std::path::Path) -> Mirror {
     mirror
 }
 
-fn seed_directory(ctx: &TenantCtx) -> (Ids, Ids) {
+pub(crate) fn seed_directory(ctx: &TenantCtx) -> (Ids, Ids) {
     let scim = ctx.scim();
     let users: Ids = Arc::default();
     let groups: Ids = Arc::default();
@@ -911,7 +915,7 @@ fn seed_directory(ctx: &TenantCtx) -> (Ids, Ids) {
     (users, groups)
 }
 
-fn traffic(
+pub(crate) fn traffic(
     ctx: &TenantCtx,
     users: &Ids,
     groups: &Ids,
@@ -932,7 +936,7 @@ fn traffic(
 
 #[test]
 fn reference_consumer_mirrors_the_tenant_through_server_and_consumer_kills_and_a_restore() {
-    let mut ctx = TenantCtx::start("acme");
+    let mut ctx = TenantCtx::start_with("acme", NO_BRAKE, &[]);
     let token = feed_token(&ctx.server, "acme");
     let mirror_db = ctx.server.dir.path().join("mirror.db");
     let (users, groups) = seed_directory(&ctx);

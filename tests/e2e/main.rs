@@ -4,6 +4,7 @@
 
 mod attacks;
 mod auth;
+mod brake;
 mod cli;
 mod clients;
 mod crash;

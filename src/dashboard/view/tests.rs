@@ -122,6 +122,7 @@ fn pending_sections_render_when_fed() {
                 resource_id: HOSTILE[1].into(),
                 operation: "delete".into(),
             }]),
+            held_total: 1,
         },
     )]);
     let html = overview(&o, &extras, now);
