@@ -15,9 +15,7 @@
 //!
 //! The SCIM write itself is never refused or changed: the brake decides only what the feed says.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::cell::Cell;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -162,7 +160,7 @@ fn decide(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result
         return Ok(Route::Deliver);
     }
     // Cheapest first: in an episode the delivered removals alone reach the threshold, so
-    // neither the held ones nor (past the cached threshold) anything else is summed.
+    // neither the held ones nor (past the threshold) anything else is summed.
     let since = settings.window_start(Timestamp::now());
     let delivered = sum_removals(conn, tenant, since, "changes")?;
     let mut held = None;
@@ -173,7 +171,7 @@ fn decide(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result
         }
         held = Some(h);
     }
-    let threshold = settings.threshold(active_users_cached(conn, tenant)?);
+    let threshold = settings.threshold(active_users(conn, tenant)?);
     if rules::holds(delivered, weight, threshold) {
         return Ok(Route::Hold);
     }
@@ -205,41 +203,17 @@ fn sum_removals(
     Ok(n.max(0) as u64)
 }
 
-/// How long the writer reuses a tenant's count of active users: counting reads every user row
-/// (at a million users, a good part of a second), and during a mass deactivation every write
-/// past `max_removals` needs the threshold. A minute-old count moves the threshold by at most
-/// that minute's changes.
-const ACTIVE_USERS_TTL: Duration = Duration::from_secs(60);
-
-thread_local! {
-    /// Active users per tenant as last counted on this thread, and when.
-    static ACTIVE_USERS: RefCell<HashMap<TenantId, (u64, Instant)>> =
-        RefCell::new(HashMap::new());
-}
-
-fn active_users_cached(conn: &Connection, tenant: &TenantId) -> Result<u64> {
-    let cached = ACTIVE_USERS.with(|c| {
-        c.borrow()
-            .get(tenant)
-            .filter(|(_, at)| at.elapsed() < ACTIVE_USERS_TTL)
-            .map(|(n, _)| *n)
-    });
-    if let Some(n) = cached {
-        return Ok(n);
-    }
-    let n = active_users(conn, tenant)?;
-    ACTIVE_USERS.with(|c| c.borrow_mut().insert(tenant.clone(), (n, Instant::now())));
-    Ok(n)
-}
-
+/// The tenant's active users: the `tenant_counts` row the dashboard's triggers keep (one
+/// primary-key lookup, however many users).
 fn active_users(conn: &Connection, tenant: &TenantId) -> Result<u64> {
-    let n: i64 = conn
+    let n: Option<i64> = conn
         .prepare_cached(
-            "SELECT count(*) FROM resources WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) \
-             AND kind = 'User' AND active = 1",
+            "SELECT active_users FROM tenant_counts \
+             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
         )?
-        .query_row([tenant], |r| r.get(0))?;
-    Ok(n.max(0) as u64)
+        .query_row([tenant], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }
 
 fn has_image(conn: &Connection, tenant: &TenantId, id: &ResourceId) -> Result<bool> {
