@@ -7,12 +7,14 @@ mod backup;
 mod check_config;
 mod client;
 mod feed;
+mod history;
 mod log;
 mod selftest;
 mod serve;
 mod stats;
 mod tenant;
 mod token;
+mod trash;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,11 @@ pub enum Command {
     /// The change feed GroupTalk reads: consumers, lag, and the change log
     #[command(subcommand)]
     Feed(feed::FeedCommand),
+    /// Deleted users and groups: list them, restore one (same id, attributes, memberships)
+    #[command(subcommand)]
+    Trash(trash::TrashCommand),
+    /// Every request that touched a user or group, and what each write changed
+    History(history::HistoryArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -76,6 +83,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => check_config::run(cli.config.as_deref()),
         Command::Log(args) => log::run(&load_config(cli.config.as_deref())?, args),
         Command::Feed(cmd) => feed::run(&load_config(cli.config.as_deref())?, cmd),
+        Command::Trash(cmd) => trash::run(&load_config(cli.config.as_deref())?, cmd),
+        Command::History(args) => history::run(&load_config(cli.config.as_deref())?, args),
         Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),
         Command::Backup(args) => backup::run_backup(&load_config(cli.config.as_deref())?, args),
         Command::Restore(args) => backup::run_restore(&load_config(cli.config.as_deref())?, args),

@@ -126,6 +126,8 @@ impl Ctx {
             .app
             .store
             .write_with(options, move |conn| {
+                // The write's diff (`store::history`) goes with its log row.
+                storage::history::begin();
                 let (value, logged) = f(conn, &tenant)?;
                 let mut entry = draft.snapshot();
                 entry.status = status;
@@ -133,7 +135,8 @@ impl Ctx {
                 entry
                     .notes
                     .extend(logged.notes.iter().map(|n| n.to_string()));
-                request_log::insert(conn, &entry)?;
+                let seq = request_log::insert(conn, &entry)?;
+                storage::history::finish(conn, seq)?;
                 Ok(value)
             })
             .await;
@@ -143,6 +146,15 @@ impl Ctx {
                 Ok(v)
             }
             Err(e) => Err(scim_error(e)),
+        }
+    }
+
+    /// With `log.keep_bodies`: the request body goes with its provisioning-log entry, passwords
+    /// stripped and capped (`scim::diff::redact_body`). Only SCIM writes call this.
+    fn keep_body(&self, body: &Value) {
+        if self.app.config.log.keep_bodies {
+            let text = crate::scim::diff::redact_body(body);
+            self.draft.update(|e| e.body = Some(text));
         }
     }
 
@@ -506,6 +518,7 @@ pub async fn create(
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
     ctx.about(kind, None);
+    ctx.keep_body(&body);
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
@@ -546,6 +559,7 @@ pub async fn replace(
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
     ctx.about(kind, Some(id));
+    ctx.keep_body(&body);
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
@@ -581,6 +595,7 @@ pub async fn patch(
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
     ctx.about(kind, Some(id));
+    ctx.keep_body(&body);
     let projection = ctx.projection(rt)?;
     let request = scim_patch::parse_request(&body)?;
     ctx.note(&request.notes);

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod federations;
 pub mod feed;
 pub mod health;
+pub mod history;
 pub mod query;
 mod readers;
 pub mod request_log;
@@ -17,6 +18,7 @@ pub mod resources;
 pub mod stats;
 pub mod tenants;
 pub mod tokens;
+pub mod trash;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -176,7 +178,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 7;
+const MIGRATION_COUNT: usize = 8;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -187,6 +189,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0005_oauth_clients.sql")),
         M::up(include_str!("../../migrations/0006_client_federation.sql")),
         M::up(include_str!("../../migrations/0007_feed.sql")),
+        M::up(include_str!("../../migrations/0010_trash_history.sql")),
     ])
 }
 

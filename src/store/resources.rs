@@ -73,7 +73,7 @@ pub struct Member {
     pub display: Option<String>,
 }
 
-fn kind_str(kind: ResourceKind) -> &'static str {
+pub(super) fn kind_str(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::User => "User",
         ResourceKind::Group => "Group",
@@ -92,7 +92,7 @@ fn kind_sql(kind: ResourceKind) -> &'static str {
     }
 }
 
-fn kind_from(s: &str) -> ResourceKind {
+pub(super) fn kind_from(s: &str) -> ResourceKind {
     if s == "Group" {
         ResourceKind::Group
     } else {
@@ -173,7 +173,7 @@ pub(super) fn to_stored(row: Row) -> Result<Stored> {
 
 /// The document as stored: without the attributes `extract` put in columns (userName,
 /// displayName, externalId, active), which `to_stored` puts back. Saves ~140 bytes a user.
-fn stored_doc(doc: &Value, ex: &Extracted) -> Result<String> {
+pub(super) fn stored_doc(doc: &Value, ex: &Extracted) -> Result<String> {
     use serde::ser::{Serialize, SerializeMap, Serializer};
     struct Without<'a>(&'a serde_json::Map<String, Value>, &'a Extracted);
     impl Serialize for Without<'_> {
@@ -236,14 +236,14 @@ fn check_precondition(stored: &Stored, precondition: Option<&Precondition>) -> R
 }
 
 /// Columns extracted from the document for filtering, sorting and uniqueness.
-struct Extracted {
-    user_name: Option<String>,
-    display_name: Option<String>,
-    external_id: Option<String>,
-    active: Option<bool>,
+pub(super) struct Extracted {
+    pub(super) user_name: Option<String>,
+    pub(super) display_name: Option<String>,
+    pub(super) external_id: Option<String>,
+    pub(super) active: Option<bool>,
 }
 
-fn extract(doc: &Value) -> Extracted {
+pub(super) fn extract(doc: &Value) -> Extracted {
     let s = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
     Extracted {
         user_name: s("userName"),
@@ -287,7 +287,7 @@ fn check_unique(
     }
 }
 
-fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
+pub(super) fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
     conn.prepare_cached("DELETE FROM multi_values WHERE owner_seq = ?1")?
         .execute([seq])?;
     let mut insert = conn.prepare_cached(
@@ -355,7 +355,7 @@ pub(super) struct MemberDelta {
 }
 
 impl MemberDelta {
-    fn added(&mut self, id: &str) {
+    pub(super) fn added(&mut self, id: &str) {
         self.touched = true;
         if self.net.remove(id) != Some(false) {
             self.net.insert(id.to_string(), true);
@@ -367,6 +367,22 @@ impl MemberDelta {
         if self.net.remove(id) != Some(true) {
             self.net.insert(id.to_string(), false);
         }
+    }
+
+    /// The added and removed ids, sorted (for the object's history).
+    pub(super) fn ids(&self) -> (Vec<&str>, Vec<&str>) {
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for (id, &was_added) in &self.net {
+            if was_added {
+                added.push(id.as_str());
+            } else {
+                removed.push(id.as_str());
+            }
+        }
+        added.sort_unstable();
+        removed.sort_unstable();
+        (added, removed)
     }
 
     /// The added and removed ids as JSON arrays (None when there are none), sorted.
@@ -389,7 +405,7 @@ impl MemberDelta {
 }
 
 /// Append the change's row to the feed's log, in the transaction of the change.
-fn record_change(
+pub(super) fn record_change(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
@@ -468,6 +484,7 @@ pub fn create(
         Version::FIRST,
         Some(&delta),
     )?;
+    super::history::note(ChangeOp::Create.as_str(), None, Some(&doc), &delta);
     Ok(Stored {
         seq,
         id,
@@ -510,6 +527,7 @@ fn update_row(
     write_side_rows(conn, old.seq, &doc)?;
     let op = ChangeOp::of_update(&old.doc, &doc);
     record_change(conn, tenant, old.kind, &old.id, op, version, Some(members))?;
+    super::history::note(op.as_str(), Some(&old.doc), Some(&doc), members);
     Ok(Stored {
         version,
         last_modified: now,
@@ -575,6 +593,14 @@ pub fn delete(
 ) -> Result<()> {
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
+    // Into the trash first, with its memberships (`trash`), and into its history.
+    super::trash::keep(conn, tenant, &old)?;
+    super::history::note(
+        ChangeOp::Delete.as_str(),
+        Some(&old.doc),
+        None,
+        &MemberDelta::default(),
+    );
     // The groups it was a member of lose a member: their `members` change, so do their version
     // (ETag) and lastModified, and each gets its change row with the member in `removed` — in
     // the same transaction.

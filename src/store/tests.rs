@@ -347,13 +347,13 @@ fn v2_database_migrates_to_lean_schema() {
         )
         .unwrap();
     }
-    assert_eq!(super::pending_migration(&path), Some((2, 7)));
+    assert_eq!(super::pending_migration(&path), Some((2, 8)));
     let conn = open_connection(&path).unwrap();
     assert_eq!(super::pending_migration(&path), None);
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7, "MIGRATION_COUNT matches the migrations");
+    assert_eq!(version, 8, "MIGRATION_COUNT matches the migrations");
     let raw: String = conn
         .query_row("SELECT doc FROM resources WHERE seq = 1", [], |r| r.get(0))
         .unwrap();

@@ -1,0 +1,210 @@
+//! The history of every object (`grouptalk-scim history`): the provisioning-log rows that name
+//! it, each with what its write changed (`request_details.diff`) and, with `log.keep_bodies`,
+//! the request body (`request_details.body`). docs/trash-and-history.md.
+//!
+//! A write's diff is computed by the store where it has the document before and after
+//! (`resources::create`, `update_row`, `delete`; `trash::restore`) and handed to the
+//! provisioning-log row of the same writer job: `note` keeps it for the job, the job's log
+//! insert (`http::resources::Ctx::write`) calls `begin` before the write and `finish` with its
+//! row after it, in the same transaction. Rows go with their log row (foreign key, `ON DELETE
+//! CASCADE`), so they follow the provisioning log's retention.
+
+use std::cell::RefCell;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::query::fold;
+use super::resources::MemberDelta;
+use super::Result;
+use crate::domain::TenantId;
+use crate::scim::diff::{self, Diff, MemberChanges};
+
+thread_local! {
+    /// The diff of the write the running job made (the writer thread runs one job at a time).
+    static PENDING: RefCell<Option<Diff>> = const { RefCell::new(None) };
+}
+
+/// A job starts: forget a diff a failed job may have left.
+pub fn begin() {
+    PENDING.with(|p| p.borrow_mut().take());
+}
+
+/// Keep what a write did to a resource, for the job's provisioning-log row.
+pub(super) fn note(op: &str, old: Option<&Value>, new: Option<&Value>, members: &MemberDelta) {
+    let mut d = diff::diff(op, old, new);
+    let (added, removed) = members.ids();
+    let m = MemberChanges::of(&added, &removed);
+    if !m.is_empty() {
+        d.members = Some(m);
+    }
+    set_pending(d);
+}
+
+pub(super) fn set_pending(d: Diff) {
+    PENDING.with(|p| *p.borrow_mut() = Some(d));
+}
+
+/// The job's provisioning-log row is `log_seq`: store the job's diff with it.
+pub fn finish(conn: &Connection, log_seq: i64) -> Result<()> {
+    let Some(d) = PENDING.with(|p| p.borrow_mut().take()) else {
+        return Ok(());
+    };
+    let text = serde_json::to_string(&d)?;
+    conn.prepare_cached(
+        "INSERT INTO request_details (log_seq, diff) VALUES (?1, ?2) \
+         ON CONFLICT (log_seq) DO UPDATE SET diff = excluded.diff",
+    )?
+    .execute(params![log_seq, text])?;
+    Ok(())
+}
+
+/// Keep a request body with its provisioning-log row (`log.keep_bodies`; already stripped and
+/// capped by `scim::diff::redact_body`).
+pub(super) fn keep_body(conn: &Connection, log_seq: i64, body: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO request_details (log_seq, body) VALUES (?1, ?2) \
+         ON CONFLICT (log_seq) DO UPDATE SET body = excluded.body",
+    )?
+    .execute(params![log_seq, body])?;
+    Ok(())
+}
+
+/// One request that touched an object.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    pub seq: i64,
+    pub at: String,
+    pub request_id: String,
+    pub tenant: Option<String>,
+    /// The long-lived token's or OAuth client's id (None for the CLI's `trash restore`).
+    pub credential: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub scim_type: Option<String>,
+    /// Entra normalisations applied.
+    pub notes: Vec<String>,
+    pub detail: Option<String>,
+    pub diff: Option<Diff>,
+    pub body: Option<String>,
+}
+
+/// Most events `history` shows (the newest).
+pub const MAX_EVENTS: i64 = 1000;
+
+/// Every logged request about resource `id` (of `tenant`, or any), oldest first (the newest
+/// `MAX_EVENTS`).
+pub fn of_object(conn: &Connection, tenant: Option<&TenantId>, id: &str) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT * FROM (SELECT l.seq, l.at, l.request_id, n.name, l.token_id, l.method, l.path, \
+         l.status, l.scim_type, l.notes, l.detail, d.diff, d.body \
+         FROM request_log l LEFT JOIN tenants n ON n.id = l.tenant_id \
+         LEFT JOIN request_details d ON d.log_seq = l.seq \
+         WHERE l.resource_id = ?1 AND (?2 IS NULL OR l.tenant_id = ?2) \
+         ORDER BY l.seq DESC LIMIT ?3) ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![id, tenant, MAX_EVENTS], |r| {
+        let notes: Option<String> = r.get(9)?;
+        let diff: Option<String> = r.get(11)?;
+        Ok((
+            Event {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                request_id: r.get(2)?,
+                tenant: r.get(3)?,
+                credential: r.get(4)?,
+                method: r.get(5)?,
+                path: r.get(6)?,
+                status: r.get(7)?,
+                scim_type: r.get(8)?,
+                notes: notes
+                    .map(|n| n.split(',').map(str::to_string).collect())
+                    .unwrap_or_default(),
+                detail: r.get(10)?,
+                diff: None,
+                body: r.get(12)?,
+            },
+            diff,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut event, diff) = row?;
+        event.diff = diff.map(|t| serde_json::from_str(&t)).transpose()?;
+        out.push(event);
+    }
+    Ok(out)
+}
+
+/// Where a name or id was found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Found {
+    pub tenant_id: String,
+    pub tenant: String,
+    pub kind: String,
+    pub id: String,
+    /// live | trash | log (only the provisioning log still names it)
+    pub place: &'static str,
+}
+
+/// The objects `text` names: a resource id, a userName or a group displayName (compared as
+/// SCIM compares them, case-insensitively), live or in the trash, of `tenant` or any; else an
+/// id the provisioning log still names.
+pub fn resolve(conn: &Connection, tenant: Option<&TenantId>, text: &str) -> Result<Vec<Found>> {
+    let key = fold(text);
+    let mut out = Vec::new();
+    let queries: [(&'static str, &str); 2] = [
+        (
+            "live",
+            "SELECT t.id, t.name, r.kind, r.id FROM resources r JOIN tenants t ON t.key = r.tenant \
+             WHERE (?3 IS NULL OR t.id = ?3) AND (r.id = ?1 \
+             OR (r.kind = 'User' AND r.user_name_key = ?2) \
+             OR (r.kind = 'Group' AND r.display_name_key = ?2)) ORDER BY t.name, r.seq",
+        ),
+        (
+            "trash",
+            "SELECT t.id, t.name, x.kind, x.id FROM trash x JOIN tenants t ON t.key = x.tenant \
+             WHERE (?3 IS NULL OR t.id = ?3) AND (x.id = ?1 OR x.name_key = ?2) \
+             ORDER BY t.name, x.seq",
+        ),
+    ];
+    for (place, sql) in queries {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![text, key, tenant], |r| {
+            Ok(Found {
+                tenant_id: r.get(0)?,
+                tenant: r.get(1)?,
+                kind: r.get(2)?,
+                id: r.get(3)?,
+                place,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    if out.is_empty() {
+        let logged: Option<(String, String, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT l.tenant_id, t.name, l.resource_type FROM request_log l \
+                 JOIN tenants t ON t.id = l.tenant_id \
+                 WHERE l.resource_id = ?1 AND (?2 IS NULL OR l.tenant_id = ?2) \
+                 ORDER BY l.seq DESC LIMIT 1",
+            )?
+            .query_row(params![text, tenant], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        if let Some((tenant_id, name, kind)) = logged {
+            out.push(Found {
+                tenant_id,
+                tenant: name,
+                kind: kind.unwrap_or_default(),
+                id: text.to_string(),
+                place: "log",
+            });
+        }
+    }
+    Ok(out)
+}
