@@ -409,6 +409,42 @@ pub fn purge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::resource::normalise;
+    use crate::scim::schema::USER_TYPE;
+    use serde_json::json;
+
+    fn days_later(days: i64) -> Timestamp {
+        Timestamp::from(time::OffsetDateTime::now_utc() + time::Duration::days(days))
+    }
+
+    #[test]
+    fn purge_drops_only_what_is_older_than_the_retention_in_bounded_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("t.db")).unwrap();
+        let tenant = super::super::tenants::create(&conn, "a", None).unwrap().id;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let doc = normalise(&USER_TYPE, &json!({ "userName": format!("u{i}@x") }))
+                .unwrap()
+                .doc;
+            let s = resources::create(&conn, &tenant, ResourceKind::User, doc, None).unwrap();
+            resources::delete(&conn, &tenant, ResourceKind::User, &s.id, None).unwrap();
+            ids.push(s.id);
+        }
+        assert_eq!(list(&conn, Some(&tenant)).unwrap().len(), 3);
+        // Within the retention: nothing goes.
+        assert_eq!(purge(&conn, days_later(29), 30, 100).unwrap(), 0);
+        assert_eq!(purge(&conn, Timestamp::now(), 1, 100).unwrap(), 0);
+        // Past it: in chunks of at most `chunk`.
+        assert_eq!(purge(&conn, days_later(31), 30, 2).unwrap(), 2);
+        assert_eq!(purge(&conn, days_later(31), 30, 2).unwrap(), 1);
+        assert_eq!(purge(&conn, days_later(31), 30, 2).unwrap(), 0);
+        assert!(list(&conn, None).unwrap().is_empty());
+        assert_eq!(
+            restore(&conn, None, ids[0].as_str()).unwrap(),
+            Restore::NotInTrash
+        );
+    }
 
     #[test]
     fn uuid_ids_pack_into_16_bytes_and_others_into_json() {

@@ -74,7 +74,7 @@ impl Feed {
 
 /// A consumer's mirror, applied as docs/feed.md says: by revision, remembering deleted ids.
 #[derive(Default, Debug)]
-struct Mirror {
+pub(crate) struct Mirror {
     /// id → (revision, resource without members, member ids).
     held: HashMap<String, (i64, Value, BTreeSet<String>)>,
     deleted: HashSet<String>,
@@ -255,7 +255,7 @@ fn scim_state(ctx: &TenantCtx) -> HashMap<String, (Value, BTreeSet<String>)> {
     out
 }
 
-fn assert_mirror_equals_scim(mirror: &Mirror, ctx: &TenantCtx) {
+pub(crate) fn assert_mirror_equals_scim(mirror: &Mirror, ctx: &TenantCtx) {
     let truth = scim_state(ctx);
     let held: HashMap<&String, (&Value, &BTreeSet<String>)> =
         mirror.held.iter().map(|(k, v)| (k, (&v.1, &v.2))).collect();
@@ -813,7 +813,7 @@ fn feed_attacks_no_token_wrong_token_other_tenant_wrong_scope_malformed_cursors_
 }
 
 /// The reference consumer (`examples/feed_consumer.py`) as a process against `server`.
-fn consumer(
+pub(crate) fn consumer(
     server: &Server,
     token: &str,
     db: &std::path::Path,
@@ -839,7 +839,7 @@ fn consumer(
 }
 
 /// Run the consumer until it has caught up; asserts it exits cleanly.
-fn consume_until_idle(server: &Server, token: &str, db: &std::path::Path) -> String {
+pub(crate) fn consume_until_idle(server: &Server, token: &str, db: &std::path::Path) -> String {
     let out = consumer(server, token, db, false)
         .wait_with_output()
         .unwrap();
@@ -849,7 +849,7 @@ fn consume_until_idle(server: &Server, token: &str, db: &std::path::Path) -> Str
 }
 
 /// The consumer's mirror, read from its SQLite file, in the form `Mirror` holds.
-fn mirror_from_file(db: &std::path::Path) -> Mirror {
+pub(crate) fn mirror_from_file(db: &std::path::Path) -> Mirror {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut mirror = Mirror::default();
     let mut stmt = conn
