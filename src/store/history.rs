@@ -150,38 +150,56 @@ pub struct Found {
 
 /// The objects `text` names: a resource id, a userName or a group displayName (compared as
 /// SCIM compares them, case-insensitively), live or in the trash, of `tenant` or any; else an
-/// id the provisioning log still names.
+/// id the provisioning log still names. Index lookups per tenant, never a scan.
 pub fn resolve(conn: &Connection, tenant: Option<&TenantId>, text: &str) -> Result<Vec<Found>> {
     let key = fold(text);
     let mut out = Vec::new();
-    let queries: [(&'static str, &str); 2] = [
+    let tenants: Vec<(i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT key, id, name FROM tenants WHERE ?1 IS NULL OR id = ?1 ORDER BY name",
+        )?
+        .query_map(params![tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // (place, by name, statement): ?1 the tenant's key, ?2 the id or the folded name.
+    let queries: [(&'static str, bool, &str); 5] = [
+        ("live", false, "SELECT kind, id FROM resources WHERE tenant = ?1 AND id = ?2"),
         (
             "live",
-            "SELECT t.id, t.name, r.kind, r.id FROM resources r JOIN tenants t ON t.key = r.tenant \
-             WHERE (?3 IS NULL OR t.id = ?3) AND (r.id = ?1 \
-             OR (r.kind = 'User' AND r.user_name_key = ?2) \
-             OR (r.kind = 'Group' AND r.display_name_key = ?2)) ORDER BY t.name, r.seq",
+            true,
+            "SELECT kind, id FROM resources WHERE tenant = ?1 AND kind = 'User' AND user_name_key = ?2",
         ),
         (
+            "live",
+            true,
+            "SELECT kind, id FROM resources WHERE tenant = ?1 AND kind = 'Group' AND display_name_key = ?2",
+        ),
+        ("trash", false, "SELECT kind, id FROM trash WHERE tenant = ?1 AND id = ?2"),
+        (
             "trash",
-            "SELECT t.id, t.name, x.kind, x.id FROM trash x JOIN tenants t ON t.key = x.tenant \
-             WHERE (?3 IS NULL OR t.id = ?3) AND (x.id = ?1 OR x.name_key = ?2) \
-             ORDER BY t.name, x.seq",
+            true,
+            "SELECT kind, id FROM trash WHERE tenant = ?1 AND name_key = ?2 ORDER BY seq",
         ),
     ];
-    for (place, sql) in queries {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![text, key, tenant], |r| {
-            Ok(Found {
-                tenant_id: r.get(0)?,
-                tenant: r.get(1)?,
-                kind: r.get(2)?,
-                id: r.get(3)?,
-                place,
-            })
-        })?;
-        for row in rows {
-            out.push(row?);
+    for (tkey, tid, tname) in &tenants {
+        for (place, by_name, sql) in queries {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let value = if by_name { key.as_str() } else { text };
+            let rows = stmt.query_map(params![tkey, value], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (kind, id) = row?;
+                let found = Found {
+                    tenant_id: tid.clone(),
+                    tenant: tname.clone(),
+                    kind,
+                    id,
+                    place,
+                };
+                if !out.contains(&found) {
+                    out.push(found);
+                }
+            }
         }
     }
     if out.is_empty() {

@@ -19,6 +19,10 @@ use super::Result;
 use crate::domain::{ResourceId, TenantId, Timestamp, Version};
 use crate::scim::schema::ResourceKind;
 
+/// Most restored members one feed change carries (the default `limits.max_members_per_request`:
+/// what a change made by a request carries at most).
+const MEMBERS_PER_CHANGE: usize = 10_000;
+
 /// Put a resource that is being deleted into the trash, with its memberships. Runs in the
 /// DELETE's transaction, before its row and membership rows go.
 pub(super) fn keep(conn: &Connection, tenant: &TenantId, old: &Stored) -> Result<()> {
@@ -316,27 +320,43 @@ fn restore_at(
     };
     let mut insert_member = conn
         .prepare_cached("INSERT OR IGNORE INTO members (group_seq, member_seq) VALUES (?1, ?2)")?;
-    // A group's members that still exist.
-    let mut delta = MemberDelta::default();
+    // A group's members that still exist. The feed carries them at most `MEMBERS_PER_CHANGE`
+    // per change: the `create` with the first ones, then an `update` (one more version) for
+    // each further batch — a 100,000-member group is never one 4 MB change.
     let member_ids = unpack(ValueRef::from(&members))?;
+    let mut batches = vec![MemberDelta::default()];
+    let mut in_batch = 0;
     let mut members_restored = 0;
     for m in &member_ids {
         if let Some(mseq) = seq_of(m)? {
             if mseq != seq && insert_member.execute(params![seq, mseq])? > 0 {
-                delta.added(m);
+                if in_batch == MEMBERS_PER_CHANGE {
+                    batches.push(MemberDelta::default());
+                    in_batch = 0;
+                }
+                if let Some(b) = batches.last_mut() {
+                    b.added(m);
+                }
+                in_batch += 1;
                 members_restored += 1;
             }
         }
     }
-    resources::record_change(
-        conn,
-        &tenant,
-        kind,
-        &rid,
-        ChangeOp::Create,
-        version,
-        Some(&delta),
-    )?;
+    let mut version = version;
+    for (n, batch) in batches.iter().enumerate() {
+        let op = if n == 0 {
+            ChangeOp::Create
+        } else {
+            version = version.next();
+            ChangeOp::Update
+        };
+        resources::record_change(conn, &tenant, kind, &rid, op, version, Some(batch))?;
+    }
+    if batches.len() > 1 {
+        conn.prepare_cached("UPDATE resources SET version = ?2 WHERE seq = ?1")?
+            .execute(params![seq, version])?;
+    }
+    let delta = batches.into_iter().next().unwrap_or_default();
     // The groups it was in that still exist: each gains it back, under a new version, with its
     // change (the member in `added`).
     let group_ids = unpack(ValueRef::from(&groups))?;
@@ -367,7 +387,14 @@ fn restore_at(
     }
     conn.prepare_cached("DELETE FROM trash WHERE seq = ?1")?
         .execute([trash_seq])?;
-    super::history::note("restore", None, Some(&doc), &delta);
+    let mut d = crate::scim::diff::diff("restore", None, Some(&doc));
+    if members_restored > 0 {
+        let (first, _) = delta.ids();
+        let mut m = crate::scim::diff::MemberChanges::of(&first, &[]);
+        m.added_count = members_restored;
+        d.members = Some(m);
+    }
+    super::history::set_pending(d);
     Ok(Restore::Restored(Restored {
         tenant: tenant_name,
         tenant_id: tenant.to_string(),
@@ -444,6 +471,80 @@ mod tests {
             restore(&conn, None, ids[0].as_str()).unwrap(),
             Restore::NotInTrash
         );
+    }
+
+    /// A 20,001-member group: kept in 320 KB, and restored with the feed's member changes in
+    /// batches of at most `MEMBERS_PER_CHANGE`, the last one at the restored version.
+    #[test]
+    fn a_large_group_is_kept_packed_and_restored_in_bounded_feed_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::open_connection(&dir.path().join("t.db")).unwrap();
+        let tenant = super::super::tenants::create(&conn, "a", None).unwrap().id;
+        let tx = conn.transaction().unwrap();
+        let mut users = Vec::new();
+        for i in 0..20_001 {
+            let doc = normalise(&USER_TYPE, &json!({ "userName": format!("u{i}@x") }))
+                .unwrap()
+                .doc;
+            let s = resources::create(&tx, &tenant, ResourceKind::User, doc, None).unwrap();
+            users.push(s.id.to_string());
+        }
+        let doc = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "All"});
+        let g = resources::create(&tx, &tenant, ResourceKind::Group, doc, None).unwrap();
+        for chunk in users.chunks(10_000) {
+            let members: Vec<_> = chunk.iter().map(|id| json!({ "value": id })).collect();
+            let req = crate::scim::patch::parse_request(&json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "add", "path": "members", "value": members}]
+            }))
+            .unwrap();
+            resources::patch(&tx, &tenant, ResourceKind::Group, &g.id, &req, None).unwrap();
+        }
+        tx.commit().unwrap();
+        let deleted_at = resources::get(&conn, &tenant, ResourceKind::Group, &g.id)
+            .unwrap()
+            .unwrap()
+            .version;
+        resources::delete(&conn, &tenant, ResourceKind::Group, &g.id, None).unwrap();
+        let packed: i64 = conn
+            .query_row("SELECT length(members) FROM trash", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(packed, 20_001 * 16);
+        let before: i64 = conn
+            .query_row("SELECT max(seq) FROM changes", [], |r| r.get(0))
+            .unwrap();
+
+        let Restore::Restored(r) = restore(&conn, Some(&tenant), g.id.as_str()).unwrap() else {
+            panic!("not restored")
+        };
+        assert_eq!(r.members_restored, 20_001);
+        assert_eq!(
+            r.version,
+            deleted_at.0 + 4,
+            "two more batches, one version each"
+        );
+        let mut stmt = conn
+            .prepare("SELECT operation, revision, json_array_length(added) FROM changes WHERE seq > ?1 ORDER BY seq")
+            .unwrap();
+        let changes: Vec<(String, i64, i64)> = stmt
+            .query_map([before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let v = deleted_at.0;
+        assert_eq!(
+            changes,
+            vec![
+                ("create".into(), v + 2, 10_000),
+                ("update".into(), v + 3, 10_000),
+                ("update".into(), v + 4, 1)
+            ]
+        );
+        let back = resources::get(&conn, &tenant, ResourceKind::Group, &g.id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.version.0, v + 4);
+        assert_eq!(resources::members(&conn, back.seq).unwrap().len(), 20_001);
     }
 
     #[test]
