@@ -593,8 +593,8 @@ pub fn delete(
 ) -> Result<()> {
     let old = get_required(conn, tenant, kind, id)?;
     check_precondition(&old, precondition)?;
-    // Into the trash first, with its memberships (`trash`), and into its history.
-    super::trash::keep(conn, tenant, &old)?;
+    // Into the trash (`trash`): its memberships read now, kept once its rows are gone.
+    let kept = super::trash::memberships(conn, &old)?;
     super::history::note(
         ChangeOp::Delete.as_str(),
         Some(&old.doc),
@@ -632,6 +632,7 @@ pub fn delete(
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
+    super::trash::keep(conn, tenant, &old, kept)?;
     // The revision grows with a delete too: a consumer that holds the resource sees it as newer.
     record_change(
         conn,

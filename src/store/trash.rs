@@ -1,7 +1,8 @@
 //! The trash: a SCIM DELETE that can be undone (`grouptalk-scim trash list|restore`,
 //! docs/trash-and-history.md).
 //!
-//! `keep` runs inside the DELETE's transaction, before the row goes: the resource's document,
+//! `keep` runs inside the DELETE's transaction (memberships read before the row goes, the trash
+//! row written after it, in the pages it freed): the resource's document,
 //! version and creation time, and its memberships as ids (a group's members, the groups it was
 //! a member of), packed 16 bytes per UUID. The `trash` table is outside `resources` and its
 //! unique indexes, so a POST of the same userName / displayName succeeds meanwhile. `restore`
@@ -15,7 +16,7 @@ use serde_json::Value;
 
 use super::query::fold;
 use super::resources::{self, ChangeOp, MemberDelta, Stored};
-use super::Result;
+use super::{Result, StoreError};
 use crate::domain::{ResourceId, TenantId, Timestamp, Version};
 use crate::scim::schema::ResourceKind;
 
@@ -23,9 +24,15 @@ use crate::scim::schema::ResourceKind;
 /// what a change made by a request carries at most).
 const MEMBERS_PER_CHANGE: usize = 10_000;
 
-/// Put a resource that is being deleted into the trash, with its memberships. Runs in the
-/// DELETE's transaction, before its row and membership rows go.
-pub(super) fn keep(conn: &Connection, tenant: &TenantId, old: &Stored) -> Result<()> {
+/// The memberships of a resource about to be deleted, as ids: read before its row goes (its
+/// membership rows go with it).
+pub(super) struct Memberships {
+    members: Vec<String>,
+    groups: Vec<String>,
+}
+
+/// Read what `keep` will keep of `old`'s memberships: a group's members, the groups it is in.
+pub(super) fn memberships(conn: &Connection, old: &Stored) -> Result<Memberships> {
     let ids = |sql: &str| -> Result<Vec<String>> {
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map([old.seq], |r| r.get::<_, String>(0))?;
@@ -42,6 +49,68 @@ pub(super) fn keep(conn: &Connection, tenant: &TenantId, old: &Stored) -> Result
         "SELECT g.id FROM members m JOIN resources g ON g.seq = m.group_seq \
          WHERE m.member_seq = ?1 ORDER BY g.seq",
     )?;
+    Ok(Memberships { members, groups })
+}
+
+/// Put a deleted resource into the trash, with its memberships: in the DELETE's transaction,
+/// after its rows went, so the trash row takes pages they freed. A full database never makes
+/// a DELETE fail (deleting is how an administrator makes room): then the resource is not
+/// kept, and a warning says so.
+pub(super) fn keep(
+    conn: &Connection,
+    tenant: &TenantId,
+    old: &Stored,
+    kept: Memberships,
+) -> Result<()> {
+    if !room_for(conn, old, &kept)? {
+        tracing::warn!(
+            id = %old.id,
+            "the database is at its size limit: the deleted resource was not kept in the trash"
+        );
+        return Ok(());
+    }
+    conn.execute_batch("SAVEPOINT trash_keep")?;
+    match insert(conn, tenant, old, &kept) {
+        Ok(()) => {
+            conn.execute_batch("RELEASE trash_keep")?;
+            Ok(())
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO trash_keep; RELEASE trash_keep")?;
+            if matches!(e, StoreError::Full) {
+                tracing::warn!(
+                    id = %old.id,
+                    "the database is full: the deleted resource was not kept in the trash"
+                );
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Pages the rest of a DELETE's transaction may still need once the trash row is written (its
+/// change rows, provisioning-log row and history): 256 KiB at SQLite's 4 KiB pages.
+const RESERVE_PAGES: i64 = 64;
+
+/// Whether the database can take the trash row and still leave `RESERVE_PAGES`: free pages plus
+/// the growth its size limit (`max_page_count`) allows. At the limit, a DELETE frees space
+/// instead of moving it into the trash.
+fn room_for(conn: &Connection, old: &Stored, kept: &Memberships) -> Result<bool> {
+    let (pages, max_pages, free, page_size): (i64, i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT p.page_count, m.max_page_count, f.freelist_count, s.page_size \
+             FROM pragma_page_count() p, pragma_max_page_count() m, \
+             pragma_freelist_count() f, pragma_page_size() s",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let bytes = old.doc.to_string().len() + 16 * (kept.members.len() + kept.groups.len());
+    let needed = bytes as i64 / page_size.max(512) + 1 + RESERVE_PAGES;
+    Ok(max_pages.saturating_sub(pages).saturating_add(free) >= needed)
+}
+
+fn insert(conn: &Connection, tenant: &TenantId, old: &Stored, kept: &Memberships) -> Result<()> {
     let name = match old.kind {
         ResourceKind::User => old.doc.get("userName"),
         ResourceKind::Group => old.doc.get("displayName"),
@@ -62,10 +131,10 @@ pub(super) fn keep(conn: &Connection, tenant: &TenantId, old: &Stored) -> Result
         old.created,
         Timestamp::now(),
         serde_json::to_string(&old.doc)?,
-        pack(&members)?,
-        members.len() as i64,
-        pack(&groups)?,
-        groups.len() as i64,
+        pack(&kept.members)?,
+        kept.members.len() as i64,
+        pack(&kept.groups)?,
+        kept.groups.len() as i64,
     ])?;
     Ok(())
 }
@@ -545,6 +614,39 @@ mod tests {
             .unwrap();
         assert_eq!(back.version.0, v + 4);
         assert_eq!(resources::members(&conn, back.seq).unwrap().len(), 20_001);
+    }
+
+    /// At the database's size limit a DELETE frees space rather than filling the trash.
+    #[test]
+    fn at_the_size_limit_a_delete_frees_space_instead_of_keeping_the_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_connection(&dir.path().join("t.db")).unwrap();
+        let tenant = super::super::tenants::create(&conn, "a", None).unwrap().id;
+        let big = |i: usize| {
+            normalise(
+                &USER_TYPE,
+                &json!({ "userName": format!("u{i}@x"), "displayName": "x".repeat(16 * 1024) }),
+            )
+            .unwrap()
+            .doc
+        };
+        // Plenty of room: kept.
+        let first = resources::create(&conn, &tenant, ResourceKind::User, big(0), None).unwrap();
+        resources::delete(&conn, &tenant, ResourceKind::User, &first.id, None).unwrap();
+        assert_eq!(list(&conn, None).unwrap().len(), 1);
+        conn.pragma_update(None, "max_page_count", 400).unwrap();
+        let mut ids = Vec::new();
+        let err = loop {
+            match resources::create(&conn, &tenant, ResourceKind::User, big(ids.len() + 1), None) {
+                Ok(s) => ids.push(s.id),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, StoreError::Full), "{err:?}");
+        resources::delete(&conn, &tenant, ResourceKind::User, &ids[0], None).unwrap();
+        assert_eq!(list(&conn, None).unwrap().len(), 1, "not kept at the limit");
+        resources::create(&conn, &tenant, ResourceKind::User, big(9999), None)
+            .expect("the delete made room");
     }
 
     #[test]
