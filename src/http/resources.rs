@@ -523,6 +523,14 @@ pub async fn create(
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
     let proj = projection.clone();
+    // The history's diff of a create, computed here rather than on the single writer thread.
+    let member_ids: Vec<&str> = normalised
+        .members
+        .iter()
+        .flatten()
+        .map(|m| m.value.as_str())
+        .collect();
+    let created = crate::scim::diff::created_text(&normalised.doc, &member_ids);
     let (stored, related) = ctx
         .write(who, 201, move |conn, tenant| {
             let s = store::create(
@@ -532,6 +540,7 @@ pub async fn create(
                 normalised.doc,
                 normalised.members.as_deref(),
             )?;
+            storage::history::set_pending_text(created);
             // In the same transaction, so no second hop: a new user belongs to no group yet,
             // and a new group's members are the ones in this request (bounded by its size).
             let related = match (kind, wants_related(&s, &proj)) {

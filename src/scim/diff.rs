@@ -108,6 +108,21 @@ pub fn diff(op: &str, old: Option<&Value>, new: Option<&Value>) -> Diff {
     }
 }
 
+/// A create's diff as stored JSON text: every attribute of `doc`, and the member ids a new
+/// group is created with (duplicates once). Pure, so a handler computes it before its write
+/// instead of on the single writer thread.
+pub fn created_text(doc: &Value, member_ids: &[&str]) -> String {
+    let mut d = diff("create", None, Some(doc));
+    let mut ids: Vec<&str> = member_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let m = MemberChanges::of(&ids, &[]);
+    if !m.is_empty() {
+        d.members = Some(m);
+    }
+    serde_json::to_string(&d).unwrap_or_default()
+}
+
 /// Keys never compared at the top level: the server's own, or carried elsewhere.
 const SKIPPED: [&str; 5] = ["id", "meta", "schemas", "members", "groups"];
 
@@ -312,6 +327,19 @@ mod tests {
         let d = diff("delete", Some(&doc), None);
         assert_eq!(d.changes.len(), 3);
         assert!(d.changes.iter().all(|c| c.to.is_none() && c.from.is_some()));
+    }
+
+    #[test]
+    fn a_creates_text_names_every_attribute_and_each_member_once() {
+        let text = created_text(&json!({"displayName": "Ops"}), &["b", "a", "b"]);
+        let d: Diff = serde_json::from_str(&text).unwrap();
+        assert_eq!(d.op, "create");
+        assert_eq!(d.changes[0].to, Some(json!("Ops")));
+        let m = d.members.unwrap();
+        assert_eq!(
+            (m.added, m.added_count),
+            (vec!["a".to_string(), "b".to_string()], 2)
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! the request body (`request_details.body`). docs/trash-and-history.md.
 //!
 //! A write's diff is computed by the store where it has the document before and after
-//! (`resources::create`, `update_row`, `delete`; `trash::restore`) and handed to the
+//! (`resources::update_row`, `delete`; `trash::restore`) — a create's by its handler, before
+//! the write, off the single writer thread (`set_pending_text`) — and handed to the
 //! provisioning-log row of the same writer job: `note` keeps it for the job, the job's log
 //! insert (`http::resources::Ctx::write`) calls `begin` before the write and `finish` with its
 //! row after it, in the same transaction. Rows go with their log row (foreign key, `ON DELETE
@@ -20,9 +21,15 @@ use super::Result;
 use crate::domain::TenantId;
 use crate::scim::diff::{self, Diff, MemberChanges};
 
+/// A write's diff waiting for its log row: computed in the job, or as text before it.
+enum Pending {
+    Diff(Diff),
+    Text(String),
+}
+
 thread_local! {
     /// The diff of the write the running job made (the writer thread runs one job at a time).
-    static PENDING: RefCell<Option<Diff>> = const { RefCell::new(None) };
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
 }
 
 /// A job starts: forget a diff a failed job may have left.
@@ -42,15 +49,22 @@ pub(super) fn note(op: &str, old: Option<&Value>, new: Option<&Value>, members: 
 }
 
 pub(super) fn set_pending(d: Diff) {
-    PENDING.with(|p| *p.borrow_mut() = Some(d));
+    PENDING.with(|p| *p.borrow_mut() = Some(Pending::Diff(d)));
+}
+
+/// The job's diff, computed before the write (a create's: `scim::diff::created_text`, off the
+/// writer thread). Call inside the job, after the write succeeded.
+pub fn set_pending_text(text: String) {
+    PENDING.with(|p| *p.borrow_mut() = Some(Pending::Text(text)));
 }
 
 /// The job's provisioning-log row is `log_seq`: store the job's diff with it.
 pub fn finish(conn: &Connection, log_seq: i64) -> Result<()> {
-    let Some(d) = PENDING.with(|p| p.borrow_mut().take()) else {
-        return Ok(());
+    let text = match PENDING.with(|p| p.borrow_mut().take()) {
+        None => return Ok(()),
+        Some(Pending::Diff(d)) => serde_json::to_string(&d)?,
+        Some(Pending::Text(text)) => text,
     };
-    let text = serde_json::to_string(&d)?;
     conn.prepare_cached(
         "INSERT INTO request_details (log_seq, diff) VALUES (?1, ?2) \
          ON CONFLICT (log_seq) DO UPDATE SET diff = excluded.diff",

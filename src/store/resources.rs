@@ -484,7 +484,6 @@ pub fn create(
         Version::FIRST,
         Some(&delta),
     )?;
-    super::history::note(ChangeOp::Create.as_str(), None, Some(&doc), &delta);
     Ok(Stored {
         seq,
         id,
