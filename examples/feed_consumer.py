@@ -18,7 +18,11 @@ The token comes from the environment (GROUPTALK_FEED_TOKEN), never the command l
 other users of the machine could read it.
 
 Mirror schema: resources(id, type, revision, body) with body the SCIM resource without
-`members`; members(group_id, member_id); deleted(id); state(key, value).
+`members`; members(group_id, member_id); deleted(id, revision); state(key, value).
+
+A deleted id is remembered with the revision of its delete: a resource restored from the
+appliance's trash (`grouptalk-scim trash restore`) comes back under the same id with a higher
+revision, as a `create`, and is applied.
 """
 
 import argparse
@@ -40,7 +44,7 @@ CREATE TABLE IF NOT EXISTS resources (
 CREATE TABLE IF NOT EXISTS members (
     group_id TEXT NOT NULL, member_id TEXT NOT NULL, PRIMARY KEY (group_id, member_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS deleted (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS deleted (id TEXT PRIMARY KEY, revision INTEGER);
 -- Ids seen by the snapshot in progress: what it did not see is swept at its end.
 CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
@@ -146,15 +150,23 @@ def finish_snapshot(db, watermark):
 def apply_change(db, change):
     rid = change["id"]
     revision = change["revision"]
-    if db.execute("SELECT 1 FROM deleted WHERE id = ?", (rid,)).fetchone():
-        return
+    gone = db.execute("SELECT revision FROM deleted WHERE id = ?", (rid,)).fetchone()
+    if gone:
+        # Deleted at that revision: anything not newer is older news. Newer: restored.
+        if gone[0] is None or gone[0] >= revision:
+            return
+        db.execute("DELETE FROM deleted WHERE id = ?", (rid,))
     held = db.execute("SELECT revision FROM resources WHERE id = ?", (rid,)).fetchone()
     if held and held[0] >= revision:
         return
     if change["op"] == "delete":
         db.execute("DELETE FROM resources WHERE id = ?", (rid,))
         db.execute("DELETE FROM members WHERE group_id = ?", (rid,))
-        db.execute("INSERT OR IGNORE INTO deleted (id) VALUES (?)", (rid,))
+        db.execute(
+            "INSERT INTO deleted (id, revision) VALUES (?, ?) ON CONFLICT (id) "
+            "DO UPDATE SET revision = max(coalesce(revision, 0), excluded.revision)",
+            (rid, revision),
+        )
         return
     if change["resource"] is not None:
         store_resource(db, change["resource"], revision)
@@ -247,6 +259,10 @@ def main():
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     db.executescript(SCHEMA)
+    # A mirror made before deletes were remembered by revision: add the column (NULL: an old
+    # delete, never undone).
+    if "revision" not in [r[1] for r in db.execute("PRAGMA table_info(deleted)")]:
+        db.execute("ALTER TABLE deleted ADD COLUMN revision INTEGER")
     # `with db` below opens and commits one transaction per page.
     db.isolation_level = "DEFERRED"
     feed = Feed(args.url, token, args.cafile)

@@ -30,6 +30,7 @@ pub struct Config {
     pub oauth: OAuthConfig,
     pub feed: FeedConfig,
     pub brake: BrakeConfig,
+    pub trash: TrashConfig,
 }
 
 /// The deletion brake (docs/brake.md): how many removals (deactivations, deletions, membership
@@ -54,6 +55,14 @@ impl BrakeConfig {
             window_minutes: self.window_minutes,
         }
     }
+}
+
+/// The trash (docs/trash-and-history.md): how long a deleted user or group can be restored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrashConfig {
+    /// Deleted users and groups are kept this many days (1..=365), then purged.
+    pub retention_days: u32,
 }
 
 /// The change feed (`/feed/v1/`, docs/feed.md): how long its changes are kept.
@@ -127,6 +136,9 @@ pub struct LogConfig {
     pub retention_days: u32,
     /// At most this many provisioning-log entries are kept.
     pub retention_rows: u64,
+    /// Keep the bodies of SCIM writes with their provisioning-log entries (passwords stripped,
+    /// at most 16 KiB each), for `history`. Never the OAuth token endpoint's form.
+    pub keep_bodies: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -228,6 +240,7 @@ impl Default for Config {
                 level: "info".into(),
                 retention_days: 30,
                 retention_rows: 1_000_000,
+                keep_bodies: false,
             },
             admin: AdminConfig {
                 listen: "127.0.0.1:9464".into(),
@@ -276,6 +289,7 @@ impl Default for Config {
                 max_fraction: crate::brake::Settings::DEFAULT.max_fraction,
                 window_minutes: crate::brake::Settings::DEFAULT.window_minutes,
             },
+            trash: TrashConfig { retention_days: 30 },
         }
     }
 }
@@ -374,6 +388,10 @@ impl Config {
         }
         let jwks_ca_file =
             (!self.oauth.jwks_ca_file.is_empty()).then(|| PathBuf::from(&self.oauth.jwks_ca_file));
+        let days = self.trash.retention_days;
+        if !(1..=365).contains(&days) {
+            bail!("trash.retention_days must be between 1 and 365 (got {days})");
+        }
         let f = &self.feed;
         if f.retention_days == 0 || f.max_retention_days < f.retention_days {
             bail!(
@@ -542,6 +560,20 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:9000");
         assert_eq!(c.server.base_path, "/api/scim");
         assert!(c.tls.enabled);
+    }
+
+    #[test]
+    fn trash_retention_and_keep_bodies_are_read_and_checked() {
+        let c = Config::default();
+        assert_eq!((c.trash.retention_days, c.log.keep_bodies), (30, false));
+        let c = load_text("[trash]\nretention_days = 7\n[log]\nkeep_bodies = true\n").unwrap();
+        assert_eq!((c.trash.retention_days, c.log.keep_bodies), (7, true));
+        for bad in [0, 366] {
+            let err = load_text(&format!("[trash]\nretention_days = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("trash.retention_days"), "{err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Background work of a running server: pruning the provisioning log and the change feed,
+//! purging the trash,
 //! warning about tokens and OAuth client secrets that expire soon, reloading a certificate whose
 //! files changed, and scheduled backups. Each loop ends when the shutdown signal fires.
 
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::store::{backup, clients, feed, request_log, tokens};
+use crate::store::{backup, clients, feed, request_log, tokens, trash};
 use crate::tls::ReloadableCert;
 
 /// Often enough that the row cap holds within a minute's worth of entries (writes of the
@@ -24,6 +25,7 @@ const CERT_POLL_EVERY: Duration = Duration::from_secs(30);
 pub fn start(app: Arc<App>, cert: Option<Arc<ReloadableCert>>, shutdown: watch::Receiver<bool>) {
     tokio::spawn(prune_loop(app.clone(), shutdown.clone()));
     tokio::spawn(feed_prune_loop(app.clone(), shutdown.clone()));
+    tokio::spawn(trash_purge_loop(app.clone(), shutdown.clone()));
     tokio::spawn(expiry_loop(app.clone(), shutdown.clone()));
     if let Some(cert) = cert {
         tokio::spawn(cert_watch_loop(app.clone(), cert, shutdown.clone()));
@@ -107,6 +109,41 @@ async fn feed_prune_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         }
         warn_idle_consumers(&app, hard).await;
         if !sleep_or_stop(FEED_PRUNE_EVERY, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+/// How often the trash is purged, and how many resources one writer job purges (a 100,000-member
+/// group's packed member list is 1.6 MB: a chunk stays a short job).
+const TRASH_PURGE_EVERY: Duration = Duration::from_secs(3600);
+const TRASH_PURGE_CHUNK: usize = 100;
+
+/// Purge what has been in the trash longer than `trash.retention_days`, in small writer jobs.
+async fn trash_purge_loop(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    if !sleep_or_stop(Duration::from_secs(50), &mut shutdown).await {
+        return;
+    }
+    loop {
+        let days = app.config.trash.retention_days;
+        let now = crate::domain::Timestamp::now();
+        loop {
+            match app
+                .store
+                .write(move |conn| trash::purge(conn, now, days, TRASH_PURGE_CHUNK))
+                .await
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(purged = n, "purged deleted users and groups from the trash")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging the trash failed");
+                    break;
+                }
+            }
+        }
+        if !sleep_or_stop(TRASH_PURGE_EVERY, &mut shutdown).await {
             return;
         }
     }

@@ -132,7 +132,7 @@ fn is_terminal_control(c: char) -> bool {
 /// Text from the network made safe for a terminal: each control character written out
 /// (`\x1b`, `\x7f`, `\u{9b}`, `\u{202e}`), so a client can neither drive the administrator's
 /// terminal nor forge a line of the table.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(is_terminal_control) {
         return std::borrow::Cow::Borrowed(text);
     }
@@ -152,7 +152,7 @@ fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 /// A JSON line made safe for a terminal: serde_json escapes C0 but writes DEL, C1 and the
 /// bidirectional controls as they are. These can only occur inside strings, where `\uXXXX`
 /// means the same character, so the line stays the same JSON value.
-fn json_line(v: &serde_json::Value) -> String {
+pub(super) fn json_line(v: &serde_json::Value) -> String {
     let text = v.to_string();
     if !text.chars().any(is_terminal_control) {
         return text;

@@ -8,12 +8,14 @@ mod brake;
 mod check_config;
 mod client;
 mod feed;
+mod history;
 mod log;
 mod selftest;
 mod serve;
 mod stats;
 mod tenant;
 mod token;
+mod trash;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,11 @@ pub enum Command {
     /// The deletion brake: changes the feed holds after many removals; release or discard them
     #[command(subcommand)]
     Brake(brake::BrakeCommand),
+    /// Deleted users and groups: list them, restore one (same id, attributes, memberships)
+    #[command(subcommand)]
+    Trash(trash::TrashCommand),
+    /// Every request that touched a user or group, and what each write changed
+    History(history::HistoryArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -81,6 +88,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(args) => log::run(&load_config(cli.config.as_deref())?, args),
         Command::Feed(cmd) => feed::run(&load_config(cli.config.as_deref())?, cmd),
         Command::Brake(cmd) => brake::run(&load_config(cli.config.as_deref())?, cmd),
+        Command::Trash(cmd) => trash::run(&load_config(cli.config.as_deref())?, cmd),
+        Command::History(args) => history::run(&load_config(cli.config.as_deref())?, args),
         Command::Stats(args) => stats::run(&load_config(cli.config.as_deref())?, args),
         Command::Backup(args) => backup::run_backup(&load_config(cli.config.as_deref())?, args),
         Command::Restore(args) => backup::run_restore(&load_config(cli.config.as_deref())?, args),

@@ -127,6 +127,8 @@ impl Ctx {
             .app
             .store
             .write_with(options, move |conn| {
+                // The write's diff (`store::history`) goes with its log row.
+                storage::history::begin();
                 let (written, held) = storage::brake::within(brake, || f(conn, &tenant));
                 let (value, logged) = written?;
                 let mut entry = draft.snapshot();
@@ -140,7 +142,8 @@ impl Ctx {
                         "deletion brake: {held} change(s) held from the change feed"
                     ));
                 }
-                request_log::insert(conn, &entry)?;
+                let seq = request_log::insert(conn, &entry)?;
+                storage::history::finish(conn, seq)?;
                 Ok(value)
             })
             .await;
@@ -150,6 +153,15 @@ impl Ctx {
                 Ok(v)
             }
             Err(e) => Err(scim_error(e)),
+        }
+    }
+
+    /// With `log.keep_bodies`: the request body goes with its provisioning-log entry, passwords
+    /// stripped and capped (`scim::diff::redact_body`). Only SCIM writes call this.
+    fn keep_body(&self, body: &Value) {
+        if self.app.config.log.keep_bodies {
+            let text = crate::scim::diff::redact_body(body);
+            self.draft.update(|e| e.body = Some(text));
         }
     }
 
@@ -513,10 +525,19 @@ pub async fn create(
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
     ctx.about(kind, None);
+    ctx.keep_body(&body);
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
     let proj = projection.clone();
+    // The history's diff of a create, computed here rather than on the single writer thread.
+    let member_ids: Vec<&str> = normalised
+        .members
+        .iter()
+        .flatten()
+        .map(|m| m.value.as_str())
+        .collect();
+    let created = crate::scim::diff::created_text(&normalised.doc, &member_ids);
     let (stored, related) = ctx
         .write(who, 201, move |conn, tenant| {
             let s = store::create(
@@ -526,6 +547,7 @@ pub async fn create(
                 normalised.doc,
                 normalised.members.as_deref(),
             )?;
+            storage::history::set_pending_text(created);
             // In the same transaction, so no second hop: a new user belongs to no group yet,
             // and a new group's members are the ones in this request (bounded by its size).
             let related = match (kind, wants_related(&s, &proj)) {
@@ -553,6 +575,7 @@ pub async fn replace(
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
     ctx.about(kind, Some(id));
+    ctx.keep_body(&body);
     let projection = ctx.projection(rt)?;
     let normalised = scim_resource::normalise(rt, &body)?;
     ctx.note(&normalised.notes);
@@ -588,6 +611,7 @@ pub async fn patch(
 ) -> Result<Response<Body>, ScimError> {
     let rt = kind.resource_type();
     ctx.about(kind, Some(id));
+    ctx.keep_body(&body);
     let projection = ctx.projection(rt)?;
     let request = scim_patch::parse_request(&body)?;
     ctx.note(&request.notes);

@@ -2,6 +2,7 @@
 //! PATCH, body normalisation, rendering and discovery. No I/O, no SQL, no HTTP types here:
 //! values in, values or `ScimError` out.
 
+pub mod diff;
 pub mod discovery;
 pub mod error;
 pub mod filter;

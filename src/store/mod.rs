@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod federations;
 pub mod feed;
 pub mod health;
+pub mod history;
 pub mod query;
 mod readers;
 pub mod request_log;
@@ -19,6 +20,7 @@ pub mod resources;
 pub mod stats;
 pub mod tenants;
 pub mod tokens;
+pub mod trash;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -178,7 +180,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 9;
+const MIGRATION_COUNT: usize = 10;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -191,6 +193,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0007_feed.sql")),
         M::up(include_str!("../../migrations/0008_dashboard.sql")),
         M::up(include_str!("../../migrations/0009_brake.sql")),
+        M::up(include_str!("../../migrations/0010_trash_history.sql")),
     ])
 }
 

@@ -21,6 +21,9 @@ pub struct Entry {
     pub duration_ms: u64,
     pub notes: Vec<String>,
     pub detail: Option<String>,
+    /// The request body, with `log.keep_bodies` only: passwords stripped and capped
+    /// (`scim::diff::redact_body`). Kept in `request_details`, never in a log line.
+    pub body: Option<String>,
 }
 
 /// A logged request as read back, with the tenant's name.
@@ -31,7 +34,8 @@ pub struct Row {
     pub entry: Entry,
 }
 
-pub fn insert(conn: &Connection, e: &Entry) -> Result<()> {
+/// Insert an entry (and its body, if it has one); returns its sequence number.
+pub fn insert(conn: &Connection, e: &Entry) -> Result<i64> {
     let notes = (!e.notes.is_empty()).then(|| e.notes.join(","));
     conn.prepare_cached(
         "INSERT INTO request_log (at, request_id, tenant_id, token_id, method, path, resource_type, resource_id, \
@@ -52,7 +56,11 @@ pub fn insert(conn: &Connection, e: &Entry) -> Result<()> {
         notes,
         e.detail,
     ])?;
-    Ok(())
+    let seq = conn.last_insert_rowid();
+    if let Some(body) = &e.body {
+        super::history::keep_body(conn, seq, body)?;
+    }
+    Ok(seq)
 }
 
 /// Delete entries older than `before` (RFC 3339) and beyond the newest `keep_rows`, at most
@@ -129,6 +137,7 @@ pub fn query(conn: &Connection, q: &Query) -> Result<Vec<Row>> {
                         .map(|n| n.split(',').map(str::to_string).collect())
                         .unwrap_or_default(),
                     detail: r.get(14)?,
+                    body: None,
                 },
             })
         },

@@ -75,7 +75,7 @@ pub struct Member {
     pub display: Option<String>,
 }
 
-fn kind_str(kind: ResourceKind) -> &'static str {
+pub(super) fn kind_str(kind: ResourceKind) -> &'static str {
     match kind {
         ResourceKind::User => "User",
         ResourceKind::Group => "Group",
@@ -94,7 +94,7 @@ fn kind_sql(kind: ResourceKind) -> &'static str {
     }
 }
 
-fn kind_from(s: &str) -> ResourceKind {
+pub(super) fn kind_from(s: &str) -> ResourceKind {
     if s == "Group" {
         ResourceKind::Group
     } else {
@@ -175,7 +175,7 @@ pub(super) fn to_stored(row: Row) -> Result<Stored> {
 
 /// The document as stored: without the attributes `extract` put in columns (userName,
 /// displayName, externalId, active), which `to_stored` puts back. Saves ~140 bytes a user.
-fn stored_doc(doc: &Value, ex: &Extracted) -> Result<String> {
+pub(super) fn stored_doc(doc: &Value, ex: &Extracted) -> Result<String> {
     use serde::ser::{Serialize, SerializeMap, Serializer};
     struct Without<'a>(&'a serde_json::Map<String, Value>, &'a Extracted);
     impl Serialize for Without<'_> {
@@ -238,14 +238,14 @@ fn check_precondition(stored: &Stored, precondition: Option<&Precondition>) -> R
 }
 
 /// Columns extracted from the document for filtering, sorting and uniqueness.
-struct Extracted {
-    user_name: Option<String>,
-    display_name: Option<String>,
-    external_id: Option<String>,
-    active: Option<bool>,
+pub(super) struct Extracted {
+    pub(super) user_name: Option<String>,
+    pub(super) display_name: Option<String>,
+    pub(super) external_id: Option<String>,
+    pub(super) active: Option<bool>,
 }
 
-fn extract(doc: &Value) -> Extracted {
+pub(super) fn extract(doc: &Value) -> Extracted {
     let s = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
     Extracted {
         user_name: s("userName"),
@@ -289,7 +289,7 @@ fn check_unique(
     }
 }
 
-fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
+pub(super) fn write_side_rows(conn: &Connection, seq: i64, doc: &Value) -> Result<()> {
     conn.prepare_cached("DELETE FROM multi_values WHERE owner_seq = ?1")?
         .execute([seq])?;
     let mut insert = conn.prepare_cached(
@@ -357,7 +357,7 @@ pub(super) struct MemberDelta {
 }
 
 impl MemberDelta {
-    fn added(&mut self, id: &str) {
+    pub(super) fn added(&mut self, id: &str) {
         self.touched = true;
         if self.net.remove(id) != Some(false) {
             self.net.insert(id.to_string(), true);
@@ -372,7 +372,7 @@ impl MemberDelta {
     }
 
     /// The added and removed ids, each sorted.
-    fn ids(&self) -> (Vec<String>, Vec<String>) {
+    pub(super) fn ids(&self) -> (Vec<String>, Vec<String>) {
         let list = |want: bool| -> Vec<String> {
             let mut ids: Vec<String> = self
                 .net
@@ -390,7 +390,7 @@ impl MemberDelta {
 /// Record the change for the feed's log, in the transaction of the change: delivered or held
 /// by the deletion brake (`brake::record`). `before` is the resource before the change.
 #[allow(clippy::too_many_arguments)]
-fn record_change(
+pub(super) fn record_change(
     conn: &Connection,
     tenant: &TenantId,
     kind: ResourceKind,
@@ -520,6 +520,7 @@ fn update_row(
         Some(members),
         Some(old),
     )?;
+    super::history::note(op.as_str(), Some(&old.doc), Some(&doc), members);
     Ok(Stored {
         version,
         last_modified: now,
@@ -588,6 +589,14 @@ pub fn delete(
     // The deletion brake decides before the rows go: a held delete keeps the resource's image
     // (and holds the group updates it implies, so no group shows the member gone).
     let route = brake::route_delete(conn, tenant, &old)?;
+    // Into the trash (`trash`): its memberships read now, kept once its rows are gone.
+    let kept = super::trash::memberships(conn, &old)?;
+    super::history::note(
+        ChangeOp::Delete.as_str(),
+        Some(&old.doc),
+        None,
+        &MemberDelta::default(),
+    );
     // The groups it was a member of lose a member: their `members` change, so do their version
     // (ETag) and lastModified, and each gets its change row with the member in `removed` — in
     // the same transaction.
@@ -618,6 +627,7 @@ pub fn delete(
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
+    super::trash::keep(conn, tenant, &old, kept)?;
     // The revision grows with a delete too: a consumer that holds the resource sees it as newer.
     let draft = brake::Draft {
         kind,

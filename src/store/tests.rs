@@ -347,13 +347,13 @@ fn v2_database_migrates_to_lean_schema() {
         )
         .unwrap();
     }
-    assert_eq!(super::pending_migration(&path), Some((2, 9)));
+    assert_eq!(super::pending_migration(&path), Some((2, 10)));
     let conn = open_connection(&path).unwrap();
     assert_eq!(super::pending_migration(&path), None);
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 9, "MIGRATION_COUNT matches the migrations");
+    assert_eq!(version, 10, "MIGRATION_COUNT matches the migrations");
     // The dashboard's maintained counts start from what the migrated data holds.
     let counts: (i64, i64, i64) = conn
         .query_row(

@@ -53,6 +53,7 @@ impl Draft {
                 duration_ms: 0,
                 notes: Vec::new(),
                 detail: None,
+                body: None,
             }),
             logged: AtomicBool::new(false),
         }
@@ -168,6 +169,7 @@ fn entry_size(e: &Entry) -> usize {
         + opt(&e.resource_id)
         + opt(&e.scim_type)
         + opt(&e.detail)
+        + opt(&e.body)
         + e.notes.iter().map(String::len).sum::<usize>()
 }
 

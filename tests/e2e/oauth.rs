@@ -415,11 +415,22 @@ fn a_wrong_secret_flood_is_throttled_without_locking_out_the_real_client() {
 
 #[test]
 fn secrets_appear_in_no_log_line_log_entry_or_table() {
+    secrets_appear_nowhere("false");
+}
+
+/// With `log.keep_bodies` on, SCIM write bodies are kept — never the token endpoint's form.
+#[test]
+fn secrets_appear_in_no_log_line_log_entry_or_table_with_keep_bodies_on() {
+    secrets_appear_nowhere("true");
+}
+
+fn secrets_appear_nowhere(keep_bodies: &str) {
     let TenantCtx { server, .. } = TenantCtx::start_with(
         "acme",
         "",
         &[
             ("GROUPTALK_SCIM_SERVER__PUBLIC_URL", ISSUER),
+            ("GROUPTALK_SCIM_LOG__KEEP_BODIES", keep_bodies),
             ("RUST_LOG", "debug"),
         ],
     );
@@ -456,10 +467,28 @@ fn secrets_appear_in_no_log_line_log_entry_or_table() {
         assert!(h.starts_with("$argon2id$"), "{h}");
         assert!(!h.contains(random_part));
     }
-    let db = std::fs::read(server.db_path()).unwrap();
-    assert!(!db
-        .windows(random_part.len())
-        .any(|w| w == random_part.as_bytes()));
+    let bodies: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM request_details d JOIN request_log l ON l.seq = d.log_seq \
+             WHERE d.body IS NOT NULL AND l.path LIKE '%oauth2%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(bodies, 0, "the token endpoint's form is never kept");
+    // The database file and its write-ahead log (what is not yet checkpointed).
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", server.db_path().display());
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        for secret in [random_part, wrong_part] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a secret in {path}"
+            );
+        }
+    }
 }
 
 #[test]

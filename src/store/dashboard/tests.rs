@@ -127,6 +127,7 @@ fn entry(at: &str, tenant: &TenantId, status: u16, resource: Option<&str>) -> En
         duration_ms: 1,
         notes: Vec::new(),
         detail: (status >= 400).then(|| "userName is taken".to_string()),
+        body: None,
     }
 }
 
