@@ -419,6 +419,45 @@ pub(super) fn record_change(
     brake::record(conn, tenant, draft, before)
 }
 
+/// Insert a resource's row and its side rows (a create, or a restore from the trash, which
+/// brings back its id, version and creation time). Returns its `seq`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn insert_row(
+    conn: &Connection,
+    tenant: &TenantId,
+    kind: ResourceKind,
+    id: &ResourceId,
+    ex: &Extracted,
+    doc: &Value,
+    version: Version,
+    created: Timestamp,
+    last_modified: Timestamp,
+) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
+         external_id, active, version, created, last_modified, doc) \
+         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        tenant,
+        kind_str(kind),
+        id,
+        ex.user_name,
+        ex.user_name.as_deref().map(fold),
+        ex.display_name,
+        ex.display_name.as_deref().map(fold),
+        ex.external_id,
+        ex.active,
+        version,
+        created,
+        last_modified,
+        stored_doc(doc, ex)?,
+    ])?;
+    let seq = conn.last_insert_rowid();
+    write_side_rows(conn, seq, doc)?;
+    Ok(seq)
+}
+
 /// Insert a new resource (and its members, for a group).
 pub fn create(
     conn: &Connection,
@@ -435,26 +474,7 @@ pub fn create(
     // ids are not secrets (a tenant's data is guarded by its token, not by unguessable ids).
     let id = ResourceId::new(uuid::Uuid::now_v7().to_string());
     let now = Timestamp::now();
-    conn.prepare_cached(
-        "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
-         external_id, active, version, created, last_modified, doc) \
-         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10, ?10, ?11)",
-    )?
-    .execute(params![
-        tenant,
-        kind_str(kind),
-        id,
-        ex.user_name,
-        ex.user_name.as_deref().map(fold),
-        ex.display_name,
-        ex.display_name.as_deref().map(fold),
-        ex.external_id,
-        ex.active,
-        now,
-        stored_doc(&doc, &ex)?,
-    ])?;
-    let seq = conn.last_insert_rowid();
-    write_side_rows(conn, seq, &doc)?;
+    let seq = insert_row(conn, tenant, kind, &id, &ex, &doc, Version::FIRST, now, now)?;
     let delta = match members {
         Some(members) => apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?,
         None => MemberDelta::default(),

@@ -357,28 +357,7 @@ fn restore_at(
     // delete by revision takes the restore as newer.
     let version = Version(version.0 + 2);
     let rid = ResourceId::new(id);
-    conn.prepare_cached(
-        "INSERT INTO resources (tenant, kind, id, user_name, user_name_key, display_name, display_name_key, \
-         external_id, active, version, created, last_modified, doc) \
-         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
-        tenant,
-        resources::kind_str(kind),
-        rid,
-        ex.user_name,
-        ex.user_name.as_deref().map(fold),
-        ex.display_name,
-        ex.display_name.as_deref().map(fold),
-        ex.external_id,
-        ex.active,
-        version,
-        created,
-        now,
-        resources::stored_doc(&doc, &ex)?,
-    ])?;
-    let seq = conn.last_insert_rowid();
-    resources::write_side_rows(conn, seq, &doc)?;
+    let seq = resources::insert_row(conn, &tenant, kind, &rid, &ex, &doc, version, created, now)?;
     let seq_of = |member: &str| -> Result<Option<i64>> {
         Ok(conn
             .prepare_cached(
