@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
@@ -41,12 +40,6 @@ pub struct Which {
     pub all: bool,
 }
 
-fn tenant_id(conn: &rusqlite::Connection, name: &str) -> anyhow::Result<TenantId> {
-    Ok(tenants::get_by_name(conn, name)?
-        .with_context(|| format!("no tenant named {name:?}"))?
-        .id)
-}
-
 pub fn run(config: &Config, cmd: BrakeCommand) -> anyhow::Result<()> {
     let mut conn = super::open_db(config)?;
     let settings = config.brake.settings();
@@ -56,7 +49,7 @@ pub fn run(config: &Config, cmd: BrakeCommand) -> anyhow::Result<()> {
             let tenant = args
                 .tenant
                 .as_deref()
-                .map(|n| tenant_id(&conn, n))
+                .map(|n| super::tenant_named(&conn, n))
                 .transpose()?;
             let rows = brake::status(&conn, tenant.as_ref(), &settings)?;
             if args.json {
@@ -102,7 +95,7 @@ fn decide(
     decision: Decision,
 ) -> anyhow::Result<()> {
     let targets: Vec<(TenantId, String)> = match which.tenant {
-        Some(name) => vec![(tenant_id(conn, &name)?, name)],
+        Some(name) => vec![(super::tenant_named(conn, &name)?, name)],
         None => tenants::list(conn)?
             .into_iter()
             .map(|t| (t.id, t.name))

@@ -4,12 +4,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::domain::TenantId;
-use crate::store::{feed, tenants};
+use crate::store::feed;
 
 #[derive(Debug, Subcommand)]
 pub enum FeedCommand {
@@ -43,21 +41,12 @@ pub struct TailArgs {
     pub limit: u32,
 }
 
-fn tenant_id(conn: &rusqlite::Connection, name: Option<&str>) -> anyhow::Result<Option<TenantId>> {
-    name.map(|name| {
-        Ok(tenants::get_by_name(conn, name)?
-            .with_context(|| format!("no tenant named {name:?}"))?
-            .id)
-    })
-    .transpose()
-}
-
 pub fn run(config: &Config, cmd: FeedCommand) -> anyhow::Result<()> {
     let conn = super::open_db(config)?;
     let mut out = std::io::stdout().lock();
     match cmd {
         FeedCommand::Status(args) => {
-            let tenant = tenant_id(&conn, args.tenant.as_deref())?;
+            let tenant = super::tenant_option(&conn, args.tenant.as_deref())?;
             let s = feed::status(&conn, tenant.as_ref())?;
             if args.json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
@@ -90,7 +79,7 @@ pub fn run(config: &Config, cmd: FeedCommand) -> anyhow::Result<()> {
             Ok(())
         }
         FeedCommand::Tail(args) => {
-            let tenant = tenant_id(&conn, args.tenant.as_deref())?;
+            let tenant = super::tenant_option(&conn, args.tenant.as_deref())?;
             let mut after = feed::tail_start(&conn, tenant.as_ref(), args.limit as usize)?;
             if !args.json {
                 writeln!(

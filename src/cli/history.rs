@@ -3,13 +3,13 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use serde_json::json;
 
 use super::log::{json_line, printable};
 use crate::config::Config;
-use crate::store::{history, tenants};
+use crate::store::history;
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -24,15 +24,7 @@ pub struct HistoryArgs {
 
 pub fn run(config: &Config, args: HistoryArgs) -> anyhow::Result<()> {
     let conn = super::open_db(config)?;
-    let tenant = args
-        .tenant
-        .as_deref()
-        .map(|name| -> anyhow::Result<_> {
-            Ok(tenants::get_by_name(&conn, name)?
-                .with_context(|| format!("no tenant named {name:?}"))?
-                .id)
-        })
-        .transpose()?;
+    let tenant = super::tenant_option(&conn, args.tenant.as_deref())?;
     let found = history::resolve(&conn, tenant.as_ref(), &args.id_or_name)?;
     let object = match found.as_slice() {
         [] => bail!(

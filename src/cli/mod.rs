@@ -182,3 +182,22 @@ pub(crate) fn signing_key(
     hand_over_to_owner(config);
     Ok(key)
 }
+
+/// The id of the tenant named `name` (a `--tenant` argument), or an error that says none is.
+fn tenant_named(
+    conn: &rusqlite::Connection,
+    name: &str,
+) -> anyhow::Result<crate::domain::TenantId> {
+    use anyhow::Context;
+    Ok(crate::store::tenants::get_by_name(conn, name)?
+        .with_context(|| format!("no tenant named {name:?}"))?
+        .id)
+}
+
+/// `tenant_named` for an optional `--tenant`.
+fn tenant_option(
+    conn: &rusqlite::Connection,
+    name: Option<&str>,
+) -> anyhow::Result<Option<crate::domain::TenantId>> {
+    name.map(|name| tenant_named(conn, name)).transpose()
+}

@@ -3,14 +3,12 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use rusqlite::TransactionBehavior;
 
 use super::log::{json_line, printable};
 use crate::config::Config;
-use crate::domain::TenantId;
-use crate::store::tenants;
 use crate::store::trash::{self, Restore};
 
 #[derive(Debug, Subcommand)]
@@ -42,21 +40,12 @@ pub struct RestoreArgs {
     pub json: bool,
 }
 
-fn tenant_id(conn: &rusqlite::Connection, name: Option<&str>) -> anyhow::Result<Option<TenantId>> {
-    name.map(|name| {
-        Ok(tenants::get_by_name(conn, name)?
-            .with_context(|| format!("no tenant named {name:?}"))?
-            .id)
-    })
-    .transpose()
-}
-
 pub fn run(config: &Config, cmd: TrashCommand) -> anyhow::Result<()> {
     let mut conn = super::open_db(config)?;
     let mut out = std::io::stdout().lock();
     match cmd {
         TrashCommand::List(args) => {
-            let tenant = tenant_id(&conn, args.tenant.as_deref())?;
+            let tenant = super::tenant_option(&conn, args.tenant.as_deref())?;
             let rows = trash::list(&conn, tenant.as_ref())?;
             if args.json {
                 let v = serde_json::json!({ "trash": rows });
@@ -87,7 +76,7 @@ pub fn run(config: &Config, cmd: TrashCommand) -> anyhow::Result<()> {
             Ok(())
         }
         TrashCommand::Restore(args) => {
-            let tenant = tenant_id(&conn, args.tenant.as_deref())?;
+            let tenant = super::tenant_option(&conn, args.tenant.as_deref())?;
             // IMMEDIATE: take the write lock first, so a running server's writer and this
             // transaction never deadlock on an upgrade; busy_timeout waits for its commit.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
