@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod clients;
 mod crash;
+mod cursor_paging;
 mod discovery;
 mod entra;
 mod faults;
