@@ -831,7 +831,7 @@ fn count_where(
 /// order.
 #[derive(Debug, Clone)]
 pub struct KeysetPage {
-    /// Every match of the filter, wherever the walk is.
+    /// The walk's total: counted now, or the one its first page counted.
     pub total: usize,
     pub rows: Vec<Stored>,
     /// Whether more matches follow the last row.
@@ -842,7 +842,9 @@ pub struct KeysetPage {
 /// `count` of them. The cost is an index seek to `after` and a scan of the page (the
 /// `resources_kind` index ends in `seq`), however deep the walk; never an OFFSET. A row
 /// created during a walk comes later in it (sequence numbers only grow), a deleted one is
-/// simply not there: every row that exists for the whole walk is seen exactly once.
+/// simply not there: every row that exists for the whole walk is seen exactly once. `total`:
+/// the walk's total when an earlier page counted it; None counts the matches (O(matches):
+/// only a walk's first page does).
 pub fn list_after(
     conn: &Connection,
     tenant: &TenantId,
@@ -850,6 +852,7 @@ pub fn list_after(
     filter: Option<&Filter>,
     after: i64,
     count: usize,
+    total: Option<usize>,
 ) -> Result<KeysetPage> {
     let (where_sql, params) = list_where(tenant, kind, filter)?;
     let mut page_params = params.clone();
@@ -872,10 +875,10 @@ pub fn list_after(
         rows.push(to_stored(row?)?);
     }
     // A first page that holds every match needs no count (as in `list`).
-    let total = if after == 0 && !more {
-        rows.len()
-    } else {
-        count_where(conn, &where_sql, &params)?
+    let total = match total {
+        Some(t) => t,
+        None if after == 0 && !more => rows.len(),
+        None => count_where(conn, &where_sql, &params)?,
     };
     Ok(KeysetPage { total, rows, more })
 }
