@@ -266,7 +266,7 @@ impl Report {
         t
     }
 
-    /// The change feed's targets (issue 16), at whatever size this run has; the RSS bound is
+    /// The change feed's targets (README "Performance"), at whatever size this run has; the RSS bound is
     /// judged at 1M users only, like P1's.
     fn feed_targets(&self, t: &mut Vec<Target>) {
         if let Some((rate, changes, complete)) = self.feed_catchup {
