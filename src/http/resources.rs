@@ -453,7 +453,7 @@ pub(super) fn render_with(
     v
 }
 
-fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
+pub(super) fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
     let rt = m.kind.resource_type();
     let mut v =
         json!({"value": m.id.as_str(), "$ref": ctx.location(rt, m.id.as_str()), "type": rt.name});
