@@ -470,6 +470,7 @@ async fn run_feed_phases(
     }
     if wants("feed_snapshot") {
         let settled = server.settle(Duration::from_secs(60)).await?;
+        let at_start = server.memory()?.1;
         let own_peak = feed::reset_peak_rss(server.pid());
         let (sampler, sampled) = rss_sampler(server.pid());
         let before = cpu()?;
@@ -481,7 +482,7 @@ async fn run_feed_phases(
             false => sampled.load(Ordering::Relaxed),
         };
         report.feed_snapshot = Some((users as f64 / o.seconds.max(1e-9), users));
-        report.rss_snapshot = Some((peak, own_peak));
+        report.rss_snapshot = Some((peak, own_peak, at_start));
         let label = "feed: GET snapshot?count=1000 (1 consumer)";
         report.phase(result("feed_snapshot", label, &o, settled, before)?);
     }

@@ -56,9 +56,10 @@ pub struct Report {
     pub feed_longpoll: Option<(f64, f64, usize)>,
     /// `feed_snapshot`: (users/s, users read).
     pub feed_snapshot: Option<(f64, u64)>,
-    /// Peak RSS during `feed_snapshot`, bytes, and whether it is the phase's own peak (VmHWM
-    /// reset before it) rather than the highest VmRSS sampled every 100 ms.
-    pub rss_snapshot: Option<(u64, bool)>,
+    /// Peak RSS during `feed_snapshot`, bytes, whether it is the phase's own peak (VmHWM
+    /// reset before it) rather than the highest VmRSS sampled every 100 ms, and the RSS when
+    /// the phase began (what earlier phases left: the allocator keeps what it was given).
+    pub rss_snapshot: Option<(u64, bool, u64)>,
     notes: Vec<String>,
 }
 
@@ -309,13 +310,14 @@ impl Report {
                 value: rate,
             });
         }
-        if let Some((peak, own)) = self.rss_snapshot {
+        if let Some((peak, own, start)) = self.rss_snapshot {
             let mib = peak as f64 / MIB;
             t.push(Target {
                 name: "RSS during snapshot",
                 measured: format!(
-                    "{mib:.1} MiB {} at {} users",
+                    "{mib:.1} MiB {} (from {:.1}) at {} users",
                     if own { "peak" } else { "sampled" },
+                    start as f64 / MIB,
                     thousands(self.users as f64)
                 ),
                 bound: "≤ 64 MiB at 1M users",
