@@ -7,9 +7,11 @@
 //! Run without `--bench` (as `cargo test --all-targets` does) it only says how to run it.
 
 mod client;
+mod feed;
 mod report;
 mod seed;
 mod server;
+mod walks;
 
 use std::fs;
 use std::net::SocketAddr;
@@ -36,14 +38,15 @@ usage: scripts/bench [--users N] [--quick] [--duration SECS] [--warmup SECS]
   --duration SECS    measured seconds per phase (default 10)
   --warmup SECS      unmeasured seconds before each phase (default 2)
   --connections C    concurrent keep-alive connections (default 64)
-  --phases LIST      comma-separated subset of: ceiling,p1,attack,oauth_flood,get_user,get_group,dashboard,walk,p3,p2
+  --phases LIST      comma-separated subset of: ceiling,p1,attack,oauth_flood,get_user,get_group,
+                     dashboard,walk,walk_cursor,feed_catchup,feed_snapshot,feed_longpoll,p3,p2
   --reuse-seed       reuse target/bench/seed-N when it matches (default: seed afresh)
   --server-bin PATH  measure another build of grouptalk-scim (default: this release build)
   --out FILE         JSON results (default target/bench/results.json)
   --work DIR         seeds, the run's data dir and logs (default target/bench)";
 
 const BASE: &str = "/api/scim";
-const ALL_PHASES: [&str; 10] = [
+const ALL_PHASES: [&str; 14] = [
     "ceiling",
     "p1",
     "attack",
@@ -52,6 +55,10 @@ const ALL_PHASES: [&str; 10] = [
     "get_group",
     "dashboard",
     "walk",
+    "walk_cursor",
+    "feed_catchup",
+    "feed_snapshot",
+    "feed_longpoll",
     "p3",
     "p2",
 ];
@@ -327,6 +334,29 @@ async fn run(args: Args) -> Result<()> {
             &o,
         ));
     }
+    if wants("walk_cursor") {
+        let positions = walks::positions(&scim).await?;
+        report.note(format!(
+            "walk_cursor: one whole walk by cursor (count=1000, attributes=id) read {} users in \
+             {:.1} s ({:.0} users/s); the phase pages 100 full users from a random one of its {} \
+             positions",
+            positions.users,
+            positions.seconds,
+            positions.users as f64 / positions.seconds,
+            positions.cursors.len()
+        ));
+        let o = measure(&scim, walks::walk_cursor(&positions), 200).await?;
+        report.phase(PhaseResult::new(
+            "walk_cursor",
+            "GET /Users?cursor=random&count=100",
+            &o,
+        ));
+    }
+    let feed_phases = ["feed_catchup", "feed_snapshot", "feed_longpoll"];
+    if feed_phases.iter().any(|p| wants(p)) {
+        let feed_target = anon.with_token(&inst.issue_feed_token(seed::TENANT)?);
+        run_feed_phases(&args, &mut report, server_ref, &feed_target, &scim, &seed).await?;
+    }
     if wants("p3") {
         // Each timed add is followed, on its connection, by the removal of that member (untimed),
         // so both groups keep their sizes: with adds alone the 10-member group had grown to
@@ -401,6 +431,88 @@ async fn run(args: Args) -> Result<()> {
     }
     fs::write(&args.out, serde_json::to_string_pretty(&report.to_json())?)?;
     eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The change feed's phases (`feed`), each one consumer, measured with the server's CPU around
+/// it; reported as phases and against the feed's targets.
+async fn run_feed_phases(
+    args: &Args,
+    report: &mut Report,
+    server: &server::Running,
+    feed_target: &Target,
+    scim: &Target,
+    seed: &Arc<seed::Seed>,
+) -> Result<()> {
+    let wants = |p: &str| args.phases.iter().any(|x| x == p);
+    let cpu = || -> Result<(f64, f64)> {
+        Ok((
+            server.cpu_seconds()?,
+            server::cpu_seconds("/proc/self/stat")?,
+        ))
+    };
+    let result = |key: &str, label: &str, o: &feed::FeedOutcome, settled, before: (f64, f64)| {
+        let after = cpu()?;
+        let n = o.requests.max(1) as f64;
+        Ok::<PhaseResult, anyhow::Error>(PhaseResult {
+            key: key.to_string(),
+            label: label.to_string(),
+            rps: o.requests as f64 / o.seconds.max(1e-9),
+            p50_ms: o.quantile_ms(0.50),
+            p99_ms: o.quantile_ms(0.99),
+            requests: o.requests - o.errors,
+            errors: o.errors,
+            first_error: o.first_error.clone(),
+            server_cpu_us: (after.0 - before.0) * 1e6 / n,
+            client_cpu_us: (after.1 - before.1) * 1e6 / n,
+            settled,
+        })
+    };
+    if wants("feed_catchup") {
+        // The whole log at 1M users takes ~50 s at the target rate: allow six phase durations.
+        let settled = server.settle(Duration::from_secs(60)).await?;
+        let before = cpu()?;
+        let o = feed::catchup(feed_target, args.duration * 6).await?;
+        report.feed_catchup = Some((o.items_per_second(), o.items, o.complete));
+        if o.complete && o.items < seed.changes {
+            report.note(format!(
+                "feed_catchup read {} changes, fewer than the {} the seed left: the log was pruned",
+                o.items, seed.changes
+            ));
+        }
+        let label = "feed: GET changes?after=…&limit=1000 (1 consumer)";
+        report.phase(result("feed_catchup", label, &o, settled, before)?);
+    }
+    if wants("feed_snapshot") {
+        let settled = server.settle(Duration::from_secs(60)).await?;
+        let at_start = server.memory()?.1;
+        let own_peak = feed::reset_peak_rss(server.pid());
+        let (sampler, sampled) = rss_sampler(server.pid());
+        let before = cpu()?;
+        let (o, users) = feed::snapshot(feed_target).await?;
+        sampler.abort();
+        let (hwm, _) = server.memory()?;
+        let peak = match own_peak {
+            true => hwm,
+            false => sampled.load(Ordering::Relaxed),
+        };
+        report.feed_snapshot = Some((users as f64 / o.seconds.max(1e-9), users));
+        report.rss_snapshot = Some((peak, own_peak, at_start));
+        let label = "feed: GET snapshot?count=1000 (1 consumer)";
+        report.phase(result("feed_snapshot", label, &o, settled, before)?);
+    }
+    if wants("feed_longpoll") {
+        let settled = server.settle(Duration::from_secs(60)).await?;
+        let before = cpu()?;
+        let o = feed::longpoll(feed_target, scim, seed, args.duration).await?;
+        report.feed_longpoll = Some((
+            o.quantile_ms(0.5),
+            o.quantile_ms(0.99),
+            o.latencies_ms.len(),
+        ));
+        let label = "feed: PATCH → waiting consumer (20 writes/s)";
+        report.phase(result("feed_longpoll", label, &o, settled, before)?);
+    }
     Ok(())
 }
 

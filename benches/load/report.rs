@@ -50,6 +50,16 @@ pub struct Report {
     pub rss_p1: Option<(u64, u64)>,
     /// (VmHWM, VmRSS) at the end of the run, bytes.
     pub rss_end: Option<(u64, u64)>,
+    /// `feed_catchup`: (changes/s, changes read, whether the whole log was read).
+    pub feed_catchup: Option<(f64, u64, bool)>,
+    /// `feed_longpoll`: (p50 ms, p99 ms, writes measured), write's 200 → consumer's answer.
+    pub feed_longpoll: Option<(f64, f64, usize)>,
+    /// `feed_snapshot`: (users/s, users read).
+    pub feed_snapshot: Option<(f64, u64)>,
+    /// Peak RSS during `feed_snapshot`, bytes, whether it is the phase's own peak (VmHWM
+    /// reset before it) rather than the highest VmRSS sampled every 100 ms, and the RSS when
+    /// the phase began (what earlier phases left: the allocator keeps what it was given).
+    pub rss_snapshot: Option<(u64, bool, u64)>,
     notes: Vec<String>,
 }
 
@@ -105,6 +115,10 @@ impl Report {
             phases: Vec::new(),
             rss_p1: None,
             rss_end: None,
+            feed_catchup: None,
+            feed_longpoll: None,
+            feed_snapshot: None,
+            rss_snapshot: None,
             notes: Vec::new(),
         }
     }
@@ -229,6 +243,7 @@ impl Report {
                 value: mib,
             });
         }
+        self.feed_targets(&mut t);
         let kib = self.db_bytes_per_user / 1024.0;
         t.push(Target {
             name: "DB size",
@@ -250,6 +265,66 @@ impl Report {
             value: ms,
         });
         t
+    }
+
+    /// The change feed's targets (README "Performance"), at whatever size this run has; the RSS bound is
+    /// judged at 1M users only, like P1's.
+    fn feed_targets(&self, t: &mut Vec<Target>) {
+        if let Some((rate, changes, complete)) = self.feed_catchup {
+            t.push(Target {
+                name: "Feed catch-up",
+                measured: format!(
+                    "{} changes/s ({} changes{})",
+                    thousands(rate),
+                    thousands(changes as f64),
+                    if complete {
+                        ", whole log"
+                    } else {
+                        ", time cap"
+                    }
+                ),
+                bound: "≥ 20,000 changes/s",
+                holds: Some(rate >= 20_000.0),
+                value: rate,
+            });
+        }
+        if let Some((p50, p99, n)) = self.feed_longpoll {
+            t.push(Target {
+                name: "Feed long-poll latency",
+                measured: format!("p50 {p50:.2} ms, p99 {p99:.2} ms ({n} writes)"),
+                bound: "p99 ≤ 50 ms",
+                holds: Some(p99 <= 50.0),
+                value: p99,
+            });
+        }
+        if let Some((rate, users)) = self.feed_snapshot {
+            t.push(Target {
+                name: "Feed snapshot",
+                measured: format!(
+                    "{} users/s ({} users)",
+                    thousands(rate),
+                    thousands(users as f64)
+                ),
+                bound: "≥ 20,000 users/s",
+                holds: Some(rate >= 20_000.0),
+                value: rate,
+            });
+        }
+        if let Some((peak, own, start)) = self.rss_snapshot {
+            let mib = peak as f64 / MIB;
+            t.push(Target {
+                name: "RSS during snapshot",
+                measured: format!(
+                    "{mib:.1} MiB {} (from {:.1}) at {} users",
+                    if own { "peak" } else { "sampled" },
+                    start as f64 / MIB,
+                    thousands(self.users as f64)
+                ),
+                bound: "≤ 64 MiB at 1M users",
+                holds: (self.users >= 1_000_000).then_some(mib <= 64.0),
+                value: mib,
+            });
+        }
     }
 
     pub fn print(&self) {
@@ -387,6 +462,7 @@ impl Report {
                 "p1_vmrss_sampled_max": self.rss_p1.map(|r| r.1),
                 "end_vmhwm": self.rss_end.map(|r| r.0),
                 "end_vmrss": self.rss_end.map(|r| r.1),
+                "feed_snapshot_peak": self.rss_snapshot.map(|r| r.0),
             },
             "targets": targets,
             "notes": self.notes,

@@ -26,7 +26,12 @@ const SMALL_GROUP: usize = 10;
 /// Users per transaction while seeding.
 const BATCH: usize = 20_000;
 /// Bump when the seeded content changes, so `--reuse-seed` does not reuse an old seed.
-const FORMAT: u32 = 1;
+/// 2: the seed records its change log (`changes`, `created_unix`) for the feed phases.
+const FORMAT: u32 = 2;
+/// A seed older than this is seeded again: its change log is what `feed_catchup` reads, and the
+/// server prunes changes older than `feed.retention_days` (default 30) when no consumer holds
+/// them.
+const MAX_SEED_AGE_DAYS: u64 = 25;
 
 /// What a seed produced: ids to aim requests at, and the figures the report needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +48,10 @@ pub struct Seed {
     pub users_per_second: f64,
     /// Database file size right after seeding (WAL checkpointed into the main file).
     pub db_bytes: u64,
+    /// Rows in the change log after seeding: one per create and per member batch.
+    pub changes: u64,
+    /// When it was seeded (Unix seconds).
+    pub created_unix: u64,
     /// Seed's own id list (`users.tsv`: id TAB userName), in creation order.
     #[serde(skip)]
     pub user_ids: Vec<String>,
@@ -126,6 +135,12 @@ pub fn user_body(i: u64, domain: &str) -> Value {
     })
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn schema_version(conn: &rusqlite::Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
@@ -152,9 +167,11 @@ pub fn load(dir: &Path, users: usize) -> Result<Option<Seed>> {
         return Ok(None);
     };
     let mut seed: Seed = serde_json::from_str(&text)?;
+    let age_days = unix_now().saturating_sub(seed.created_unix) / 86_400;
     if seed.format != FORMAT
         || seed.users != users
         || seed.schema_version != current_schema_version(dir)?
+        || age_days > MAX_SEED_AGE_DAYS
     {
         return Ok(None);
     }
@@ -237,6 +254,7 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     let seconds = started.elapsed().as_secs_f64();
     let schema_version = schema_version(&conn)?;
+    let changes: i64 = conn.query_row("SELECT count(*) FROM changes", [], |r| r.get(0))?;
     drop(conn);
     let db_bytes = fs::metadata(&db)?.len()
         + fs::metadata(dir.join("grouptalk-scim.db-wal")).map_or(0, |m| m.len());
@@ -257,6 +275,8 @@ pub fn create(dir: &Path, users: usize) -> Result<Seed> {
         seconds,
         users_per_second: users as f64 / seconds,
         db_bytes,
+        changes: changes as u64,
+        created_unix: unix_now(),
         user_ids: ids,
         user_names: names,
     };

@@ -88,7 +88,25 @@ impl Instance {
 
     /// Issue a token for `tenant` through the CLI, exactly as an administrator would.
     pub fn issue_token(&self, tenant: &str) -> Result<String> {
-        let out = self.cli(&["token", "issue", "--tenant", tenant, "--label", "bench"])?;
+        self.issue_token_with(&["--tenant", tenant, "--label", "bench"])
+    }
+
+    /// A long-lived token with scope `feed.read` for `tenant` (the feed phases' consumer).
+    pub fn issue_feed_token(&self, tenant: &str) -> Result<String> {
+        self.issue_token_with(&[
+            "--tenant",
+            tenant,
+            "--label",
+            "bench-feed",
+            "--scope",
+            "feed.read",
+        ])
+    }
+
+    fn issue_token_with(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["token", "issue"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all)?;
         out.lines()
             .last()
             .map(|l| l.trim().to_string())

@@ -69,15 +69,38 @@ pub struct SigningKey {
     /// pure function of token and key, so the answer cannot go stale; time claims are checked on
     /// every use and revocation is the database's (see `http::auth`). Only valid tokens get in.
     verified: Mutex<HashMap<[u8; 32], Claims>>,
+    /// HMAC key for list cursors (`http::paging`), derived from the signing key so a cursor tag
+    /// can never stand in for a token signature, or the other way round.
+    cursor: aws_lc_rs::hmac::Key,
 }
+
+/// Bytes of a list cursor's tag (HMAC-SHA256, truncated: 128 bits).
+pub const CURSOR_TAG_LEN: usize = 16;
 
 impl SigningKey {
     fn from_bytes(bytes: &[u8]) -> SigningKey {
+        use aws_lc_rs::hmac;
+        let root = hmac::Key::new(hmac::HMAC_SHA256, bytes);
+        let derived = hmac::sign(&root, b"grouptalk-scim list cursor v1");
         SigningKey {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
             verified: Mutex::new(HashMap::new()),
+            cursor: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
         }
+    }
+
+    /// The tag of a list cursor's `message` (which names the tenant it was made for).
+    pub fn cursor_tag(&self, message: &[u8]) -> [u8; CURSOR_TAG_LEN] {
+        let full = aws_lc_rs::hmac::sign(&self.cursor, message);
+        let mut tag = [0u8; CURSOR_TAG_LEN];
+        tag.copy_from_slice(&full.as_ref()[..CURSOR_TAG_LEN]);
+        tag
+    }
+
+    /// Whether `tag` is the tag of `message`, compared in constant time.
+    pub fn cursor_tag_matches(&self, message: &[u8], tag: &[u8]) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.cursor_tag(message), tag).is_ok()
     }
 
     /// Load the key, or create it (0600) when the file does not exist yet.
@@ -415,14 +438,22 @@ pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A fresh key in a temporary directory (kept alive by the caller), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_key() -> (tempfile::TempDir, SigningKey) {
+    #[allow(clippy::unwrap_used)]
+    let dir = tempfile::tempdir().unwrap();
+    #[allow(clippy::unwrap_used)]
+    let k = SigningKey::load_or_create(&dir.path().join("k")).unwrap();
+    (dir, k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key() -> (tempfile::TempDir, SigningKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let k = SigningKey::load_or_create(&dir.path().join("k")).unwrap();
-        (dir, k)
+        test_key()
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod client;
 pub mod errors;
 pub mod feed;
 pub mod oauth;
+pub mod paging;
 pub mod resources;
 pub mod response;
 pub mod router;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::auth::{self, Refusal};
 use super::errors::scim_error;
+use super::paging;
 use super::response::{self, Body};
 use crate::app::App;
 use crate::auth::{Claimed, Principal, TokenError};
@@ -315,7 +316,7 @@ fn wants_related(s: &Stored, projection: &Projection) -> bool {
 /// transaction, and `f` only runs for the principal it yields — nothing `f` read leaves unless
 /// the token passed. A point read (`point`) runs on this thread, anything else on a blocking
 /// thread; see `Store::read_point`.
-async fn read_confirming<T, F>(
+pub(super) async fn read_confirming<T, F>(
     ctx: &Ctx,
     claimed: &Claimed,
     point: bool,
@@ -356,7 +357,12 @@ where
 }
 
 /// Run a read for a principal the database already confirmed on this request.
-async fn read_as<T, F>(ctx: &Ctx, who: &Principal, point: bool, f: F) -> Result<T, ScimError>
+pub(super) async fn read_as<T, F>(
+    ctx: &Ctx,
+    who: &Principal,
+    point: bool,
+    f: F,
+) -> Result<T, ScimError>
 where
     T: Send + 'static,
     F: FnOnce(&Connection, &TenantId) -> storage::Result<T> + Send + 'static,
@@ -466,7 +472,7 @@ pub(super) fn render_with(
     v
 }
 
-fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
+pub(super) fn member_json(ctx: &Ctx, m: &Member, with_display: bool) -> Value {
     let rt = m.kind.resource_type();
     let mut v =
         json!({"value": m.id.as_str(), "$ref": ctx.location(rt, m.id.as_str()), "type": rt.name});
@@ -658,8 +664,11 @@ pub async fn delete(
     Ok(response::no_content(None))
 }
 
-/// One page of a list: the total and each resource with its members/groups when wanted.
-type Page = (usize, Vec<(Stored, Option<Vec<Member>>)>);
+/// A page's resources, each with its members/groups when wanted.
+pub(super) type PageRows = Vec<(Stored, Option<Vec<Member>>)>;
+
+/// One page of a list: the total and its resources.
+type Page = (usize, PageRows);
 
 /// What a list read came to: a page, or (only in a point read) a resource with more
 /// members/groups than a point read fetches inline — then the page is read again on a blocking
@@ -727,23 +736,42 @@ fn list_read_as(
     // group would take it past the budget, and `itemsPerPage` tells the client where to go on.
     let page = move |conn: &Connection, tenant: &TenantId| {
         let (total, rows) = store::list(conn, tenant, kind, &q)?;
-        let mut out = Vec::with_capacity(rows.len());
-        let mut members = 0usize;
-        for s in rows {
-            if kind == ResourceKind::Group && wants_related(&s, &proj) {
-                members += storage::stats::member_count(conn, s.seq)?;
-                if members > member_budget && !out.is_empty() {
-                    break;
-                }
-            }
-            match related_rows(conn, &s, &proj, point)? {
-                Related::TooManyInline => return Ok(PageRead::TooManyInline),
-                related => out.push((s, related.rows())),
-            }
-        }
-        Ok(PageRead::Page((total, out)))
+        Ok(
+            match with_related(conn, rows, &proj, point, member_budget)? {
+                Some(out) => PageRead::Page((total, out)),
+                None => PageRead::TooManyInline,
+            },
+        )
     };
     Ok((point, page))
+}
+
+/// A page's resources, each with its members/groups when the projection wants them. Groups'
+/// members count against `member_budget`: the page ends early (never inside a group, and never
+/// before its first resource) once the next group would take it past the budget. None: a point
+/// read met a resource with more related rows than it fetches inline.
+pub(super) fn with_related(
+    conn: &Connection,
+    rows: Vec<Stored>,
+    proj: &Projection,
+    point: bool,
+    member_budget: usize,
+) -> storage::Result<Option<PageRows>> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut members = 0usize;
+    for s in rows {
+        if s.kind == ResourceKind::Group && wants_related(&s, proj) {
+            members += storage::stats::member_count(conn, s.seq)?;
+            if members > member_budget && !out.is_empty() {
+                break;
+            }
+        }
+        match related_rows(conn, &s, proj, point)? {
+            Related::TooManyInline => return Ok(None),
+            related => out.push((s, related.rows())),
+        }
+    }
+    Ok(Some(out))
 }
 
 fn render_page(
@@ -771,6 +799,9 @@ pub async fn list(
     params: ListParams,
 ) -> Result<Handled, Handled> {
     let req = params.parse(kind.resource_type())?;
+    if req.cursor.is_some() {
+        return paging::list(ctx, claimed, kind, req).await;
+    }
     let budget = ctx.app.config.limits.max_members_per_page;
     let (point, read) = list_read(kind, &req, req.start_index, req.count, budget)?;
     let (who, page) = read_confirming(ctx, claimed, point, read).await?;
@@ -801,6 +832,9 @@ pub async fn search(
     params: ListParams,
 ) -> Result<Response<Body>, ScimError> {
     let req = params.parse(kind.resource_type())?;
+    if req.cursor.is_some() {
+        return paging::search(ctx, who, kind, req).await;
+    }
     // `.search` is not Entra's path to a user: always on a blocking thread.
     let budget = ctx.app.config.limits.max_members_per_page;
     let (_, read) = list_read_as(kind, &req, req.start_index, req.count, budget, Some(false))?;
@@ -819,6 +853,11 @@ pub async fn search_all(
     who: &Principal,
     params: ListParams,
 ) -> Result<Response<Body>, ScimError> {
+    if params.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor paging is per resource type: POST /Users/.search or /Groups/.search",
+        ));
+    }
     let mut total = 0;
     let mut page = Vec::new();
     let mut start = None;

@@ -18,7 +18,11 @@ fn status(code: u16) -> StatusCode {
 
 /// A JSON body with `application/scim+json`.
 pub fn json(code: u16, body: &Value) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    json_bytes(code, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A JSON body already serialised, with `application/scim+json`.
+pub fn json_bytes(code: u16, bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status(code);
     resp.headers_mut()

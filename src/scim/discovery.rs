@@ -11,6 +11,9 @@ use super::schema::{
 pub const MAX_RESULTS: usize = 1000;
 /// Page size when the client gives no `count`.
 pub const DEFAULT_COUNT: usize = 100;
+/// `pagination.cursorTimeout` (RFC 9865), seconds: a list cursor stays valid at least this
+/// long (in fact until the directory is restored from a backup).
+pub const CURSOR_TIMEOUT_SECS: u64 = 86_400;
 
 fn attribute(a: &Attribute) -> Value {
     let mut v = json!({
@@ -103,7 +106,8 @@ pub fn all_resource_types(base_url: &str) -> Vec<Value> {
 }
 
 /// What the server supports, truthfully: PATCH, filter (with maxResults), sort and ETags yes;
-/// bulk and changePassword no.
+/// bulk and changePassword no; paging by index (the default, what Entra uses) and by cursor
+/// (RFC 9865).
 pub fn service_provider_config(base_url: &str, max_payload: usize) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
@@ -114,6 +118,14 @@ pub fn service_provider_config(base_url: &str, max_payload: usize) -> Value {
         "changePassword": {"supported": false},
         "sort": {"supported": true},
         "etag": {"supported": true},
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_RESULTS,
+            "cursorTimeout": CURSOR_TIMEOUT_SECS,
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "OAuth Bearer Token",
@@ -201,5 +213,9 @@ mod tests {
         assert_eq!(spc["bulk"]["supported"], false);
         assert_eq!(spc["changePassword"]["supported"], false);
         assert_eq!(spc["filter"]["maxResults"], MAX_RESULTS);
+        let p = &spc["pagination"];
+        assert_eq!((&p["cursor"], &p["index"]), (&json!(true), &json!(true)));
+        assert_eq!(p["defaultPaginationMethod"], "index");
+        assert_eq!(p["maxPageSize"], MAX_RESULTS);
     }
 }

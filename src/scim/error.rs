@@ -92,6 +92,11 @@ impl ScimError {
     pub fn expired_cursor(detail: impl Into<String>) -> Self {
         Self::new(410, Some(ScimType::ExpiredCursor), detail)
     }
+    /// 400: a list cursor (RFC 9865 paging of `/Users`, `/Groups`) that is no longer valid;
+    /// RFC 9865 answers it 400, where the change feed answers 410.
+    pub fn expired_page_cursor(detail: impl Into<String>) -> Self {
+        Self::new(400, Some(ScimType::ExpiredCursor), detail)
+    }
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(400, None, detail)
     }

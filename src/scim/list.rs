@@ -1,4 +1,6 @@
 //! List requests (RFC 7644 §3.4.2): query parameters or a `.search` body in, ListResponse out.
+//! Index paging (`startIndex`, what Entra uses) or RFC 9865 cursor paging (`cursor`: empty for
+//! the first page, then each answer's `nextCursor`); docs/pagination.md.
 
 use serde_json::{json, Value};
 
@@ -18,6 +20,9 @@ pub struct ListRequest {
     pub start_index: usize,
     pub count: usize,
     pub projection: Projection,
+    /// RFC 9865 cursor paging: `Some("")` asks for the first page, `Some(c)` for the page after
+    /// `c`; `None` is index paging.
+    pub cursor: Option<String>,
 }
 
 /// The raw parameters, as strings (names matched case-insensitively by the caller).
@@ -30,6 +35,7 @@ pub struct ListParams {
     pub count: Option<String>,
     pub attributes: Option<String>,
     pub excluded_attributes: Option<String>,
+    pub cursor: Option<String>,
 }
 
 impl ListParams {
@@ -43,6 +49,7 @@ impl ListParams {
             "count" => &mut self.count,
             "attributes" => &mut self.attributes,
             "excludedattributes" => &mut self.excluded_attributes,
+            "cursor" => &mut self.cursor,
             _ => return None,
         })
     }
@@ -130,6 +137,25 @@ impl ListParams {
             self.attributes.as_deref(),
             self.excluded_attributes.as_deref(),
         )?;
+        let cursor = self.cursor.as_deref().map(str::trim);
+        if cursor.is_some() {
+            if self
+                .start_index
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+            {
+                return Err(ScimError::invalid_value(
+                    "cursor and startIndex cannot be used together: page with one or the other \
+                     (RFC 9865)",
+                ));
+            }
+            if sort_by.is_some() {
+                return Err(ScimError::invalid_value(
+                    "sortBy cannot be used with cursor paging: a cursor walk is in the server's \
+                     own stable order (creation order); sort with startIndex paging instead",
+                ));
+            }
+        }
         Ok(ListRequest {
             filter,
             sort_by,
@@ -137,6 +163,7 @@ impl ListParams {
             start_index,
             count,
             projection,
+            cursor: cursor.map(str::to_string),
         })
     }
 }
@@ -162,9 +189,28 @@ pub fn response(total: usize, start_index: usize, resources: Vec<Value>) -> Valu
     })
 }
 
+/// The ListResponse of a cursor page (RFC 9865): `nextCursor` unless this is the last page, and
+/// no `startIndex`. `previousCursor` is optional in RFC 9865 and not given: a walk goes
+/// forward.
+pub fn cursor_response(total: usize, resources: Vec<Value>, next: Option<String>) -> Value {
+    let mut body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "itemsPerPage": resources.len(),
+    });
+    if let (Some(obj), Some(next)) = (body.as_object_mut(), next) {
+        obj.insert("nextCursor".into(), next.into());
+    }
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("Resources".into(), resources.into());
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::error::ScimType;
     use crate::scim::schema::USER_TYPE;
 
     #[test]
@@ -194,6 +240,36 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(p.parse(&USER_TYPE).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn cursor_with_start_index_or_sort_by_is_invalid_value_and_an_empty_cursor_is_the_first_page() {
+        let q = |pairs: &[(&str, &str)]| ListParams::from_query(pairs.iter().copied());
+        let r = q(&[("cursor", ""), ("count", "10")])
+            .parse(&USER_TYPE)
+            .unwrap();
+        assert_eq!((r.cursor.as_deref(), r.count), (Some(""), 10));
+        assert_eq!(q(&[]).parse(&USER_TYPE).unwrap().cursor, None);
+        for bad in [
+            q(&[("cursor", ""), ("startIndex", "1")]),
+            q(&[("Cursor", "abc"), ("sortBy", "userName")]),
+        ] {
+            let e = bad.parse(&USER_TYPE).unwrap_err();
+            assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
+        }
+    }
+
+    #[test]
+    fn a_cursor_page_has_next_cursor_unless_last_and_no_start_index() {
+        let page = cursor_response(3, vec![json!({"id": "a"})], Some("c".into()));
+        assert_eq!(page["nextCursor"], "c");
+        assert_eq!(
+            (page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()),
+            (Some(3), Some(1))
+        );
+        assert!(page.get("startIndex").is_none());
+        let last = cursor_response(1, vec![json!({"id": "a"})], None);
+        assert!(last.get("nextCursor").is_none());
     }
 
     #[test]

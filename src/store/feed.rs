@@ -114,12 +114,7 @@ pub fn resolve_after(
 
 /// A cursor of `epoch` at `seq` is usable now: this epoch, not pruned, not from the future.
 fn check(meta: &FeedMeta, epoch: &str, seq: i64) -> std::result::Result<(), CursorError> {
-    if epoch != meta.epoch {
-        return Err(CursorError::Expired(
-            "the cursor is from before the directory was restored from a backup; take a new \
-             snapshot",
-        ));
-    }
+    check_epoch(&meta.epoch, epoch)?;
     if seq < meta.pruned_through {
         return Err(CursorError::Expired(
             "the cursor is older than the changes the server keeps; take a new snapshot",
@@ -131,6 +126,26 @@ fn check(meta: &FeedMeta, epoch: &str, seq: i64) -> std::result::Result<(), Curs
         ));
     }
     Ok(())
+}
+
+/// A cursor of `epoch` belongs to the database whose epoch is `current` (a restore gives the
+/// restored copy a new one). The list cursors of RFC 9865 paging (`http::paging`) carry an epoch
+/// too.
+pub fn check_epoch(current: &str, epoch: &str) -> std::result::Result<(), CursorError> {
+    if epoch != current {
+        return Err(CursorError::Expired(
+            "the cursor is from before the directory was restored from a backup; take a new \
+             snapshot",
+        ));
+    }
+    Ok(())
+}
+
+/// The database's epoch (`feed_meta.epoch`).
+pub fn epoch(conn: &Connection) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT epoch FROM feed_meta WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
 }
 
 impl From<CursorError> for StoreError {

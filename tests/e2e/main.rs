@@ -8,6 +8,7 @@ mod brake;
 mod cli;
 mod clients;
 mod crash;
+mod cursor_paging;
 mod dashboard;
 mod discovery;
 mod entra;
