@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client;
 pub mod errors;
 pub mod feed;
+pub mod list;
 pub mod oauth;
 pub mod paging;
 pub mod resources;

@@ -20,9 +20,8 @@ use base64::Engine;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use super::resources::{
-    read_as, read_confirming, render_with, with_related, Ctx, Handled, PageRows,
-};
+use super::list::{with_related, PageRows};
+use super::resources::{read_as, read_confirming, render_with, Ctx, Handled};
 use super::response::{self, Body};
 use crate::auth::{Claimed, Principal, SigningKey, CURSOR_TAG_LEN};
 use crate::domain::TenantId;

@@ -338,7 +338,7 @@ async fn handle_read(
         [kind] => match resource_kind(kind) {
             Some(kind) => {
                 let params = list::ListParams::from_query(ctx.query_pairs());
-                resources::list(&ctx, claimed, kind, params).await
+                super::list::list(&ctx, claimed, kind, params).await
             }
             None => Err(ScimError::not_found("no such endpoint").into()),
         },
@@ -430,7 +430,7 @@ async fn handle_write(
                 return Err(ScimError::method_not_allowed(".search takes POST"));
             }
             let params = list::ListParams::from_search_body(&read_json(&ctx, req).await?)?;
-            resources::search(&ctx, who, kind, params).await
+            super::list::search(&ctx, who, kind, params).await
         }
         [kind, id] if resource_kind(kind).is_some() => {
             let kind = resource_kind(kind).ok_or_else(ScimError::internal)?;
@@ -452,7 +452,7 @@ async fn handle_write(
                 return Err(ScimError::method_not_allowed(".search takes POST"));
             }
             let params = list::ListParams::from_search_body(&read_json(&ctx, req).await?)?;
-            resources::search_all(&ctx, who, params).await
+            super::list::search_all(&ctx, who, params).await
         }
         _ => Err(ScimError::not_found("no such endpoint")),
     }
