@@ -123,9 +123,17 @@ def store_resource(db, resource, revision):
 
 def apply_snapshot_page(db, page):
     """A snapshot page overwrites what it shows: after a restore, the directory may hold older
-    revisions than the mirror."""
-    for resource in page["resources"]:
+    revisions than the mirror. A group too large for one page comes in slices: a page that
+    `continues` starts with the rest of the previous page's last group, whose members add to
+    those already taken (its revision and attributes stay those of its first slice)."""
+    for i, resource in enumerate(page["resources"]):
         rid = resource["id"]
+        if i == 0 and page.get("continues"):
+            db.executemany(
+                "INSERT OR IGNORE INTO members (group_id, member_id) VALUES (?, ?)",
+                [(rid, m["value"]) for m in resource.get("members", [])],
+            )
+            continue
         store_resource(db, resource, resource["meta"]["revision"])
         db.execute("INSERT OR IGNORE INTO seen (id) VALUES (?)", (rid,))
         if "members" in resource:

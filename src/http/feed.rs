@@ -215,13 +215,16 @@ async fn snapshot(ctx: &Ctx, claimed: &Claimed) -> Result<Handled, Handled> {
     Ok(Handled::Confirmed(who, answer))
 }
 
-/// The snapshot page's JSON, written one resource — and one group member — at a time: a page
-/// may hold a group of 100,000 members (a page always takes the next resource whole), and as
-/// one `Value` its members alone were ~150 MB of the server's peak at 1M users.
+/// The snapshot page's JSON, written one resource — and one group member — at a time (a page
+/// holds up to `SNAPSHOT_MEMBER_BUDGET` members; as `Value`s they would cost several times
+/// their JSON).
 fn render_snapshot(ctx: &Ctx, page: SnapshotPage) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 * 1024);
     out.extend_from_slice(b"{\"watermark\":");
     write_json(&mut out, &Value::from(page.watermark.encode()));
+    if page.continues {
+        out.extend_from_slice(b",\"continues\":true");
+    }
     out.extend_from_slice(b",\"resources\":[");
     for (i, (s, members)) in page.resources.into_iter().enumerate() {
         if i > 0 {

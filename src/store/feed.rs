@@ -258,12 +258,25 @@ fn kind_from(s: &str) -> ResourceKind {
 }
 
 /// Where a snapshot is: its watermark and the last resource it sent (users first, then groups,
-/// each in `seq` order). Text: `{epoch}-{watermark}-{u|g}{seq}`.
+/// each in `seq` order), or the group it stopped inside. Text: `{epoch}-{watermark}-{u|g}{seq}`,
+/// then `m{member seq}` or `o{offset}` inside a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotCursor {
     pub watermark: Cursor,
     pub kind: ResourceKind,
     pub seq: i64,
+    /// The previous page stopped inside the group at `seq`: its members after this position
+    /// come first on the next page.
+    pub inside: Option<MemberPosition>,
+}
+
+/// How far into a large group's members a snapshot has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberPosition {
+    /// A live group: its members after this member's sequence number.
+    Seq(i64),
+    /// A group shown from its brake image: its members after the first `n`.
+    Offset(usize),
 }
 
 impl SnapshotCursor {
@@ -272,12 +285,23 @@ impl SnapshotCursor {
             ResourceKind::User => 'u',
             ResourceKind::Group => 'g',
         };
-        format!("{}-{k}{}", self.watermark.encode(), self.seq)
+        let inside = match self.inside {
+            None => String::new(),
+            Some(MemberPosition::Seq(n)) => format!("m{n}"),
+            Some(MemberPosition::Offset(n)) => format!("o{n}"),
+        };
+        format!("{}-{k}{}{inside}", self.watermark.encode(), self.seq)
     }
 
     pub fn parse(text: &str) -> std::result::Result<SnapshotCursor, CursorError> {
         const BAD: CursorError =
             CursorError::Invalid("the snapshot cursor is not one this server made");
+        let number = |digits: &str| -> std::result::Result<i64, CursorError> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(BAD);
+            }
+            digits.parse().map_err(|_| BAD)
+        };
         let (watermark, at) = text.rsplit_once('-').ok_or(BAD)?;
         let watermark = Cursor::parse(watermark).map_err(|_| BAD)?;
         let kind = match at.as_bytes().first() {
@@ -285,14 +309,25 @@ impl SnapshotCursor {
             Some(b'g') => ResourceKind::Group,
             _ => return Err(BAD),
         };
-        let digits = &at[1..];
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BAD);
-        }
+        let at = &at[1..];
+        let (seq, inside) = match at.find(['m', 'o']) {
+            None => (number(at)?, None),
+            // Only a group's members are ever split across pages.
+            Some(_) if kind == ResourceKind::User => return Err(BAD),
+            Some(i) => {
+                let n = number(&at[i + 1..])?;
+                let position = match at.as_bytes()[i] {
+                    b'm' => MemberPosition::Seq(n),
+                    _ => MemberPosition::Offset(usize::try_from(n).map_err(|_| BAD)?),
+                };
+                (number(&at[..i])?, Some(position))
+            }
+        };
         Ok(SnapshotCursor {
             watermark,
             kind,
-            seq: digits.parse().map_err(|_| BAD)?,
+            seq,
+            inside,
         })
     }
 }
@@ -303,11 +338,16 @@ pub struct SnapshotPage {
     pub watermark: Cursor,
     pub resources: Vec<(Stored, Option<Vec<Member>>)>,
     pub next: Option<SnapshotCursor>,
+    /// The first resource is the rest of the group the previous page stopped inside: its
+    /// members add to those the previous page gave (docs/feed.md).
+    pub continues: bool,
 }
 
 /// A page of the tenant's snapshot: from the start (None: the watermark is the latest change
 /// now, read in the same transaction as the page) or after `cursor`. At most `count` resources
-/// and, past the first, at most `SNAPSHOT_MEMBER_BUDGET` group members.
+/// and `SNAPSHOT_MEMBER_BUDGET` group members; a group with more members than that is split
+/// across consecutive pages, so a page's size (and the server's memory) is bounded whatever the
+/// directory holds.
 pub fn snapshot_page(
     conn: &Connection,
     tenant: &TenantId,
@@ -327,7 +367,8 @@ fn snapshot_page_within(
 ) -> Result<SnapshotPage> {
     let meta = meta(conn)?;
     let count = count.clamp(1, MAX_PAGE);
-    let (watermark, mut kind, mut after) = match cursor {
+    let budget = budget.max(1);
+    let (watermark, mut kind, mut after, inside) = match cursor {
         None | Some("") => (
             Cursor {
                 epoch: meta.epoch.clone(),
@@ -335,37 +376,74 @@ fn snapshot_page_within(
             },
             ResourceKind::User,
             0,
+            None,
         ),
         Some(text) => {
             let c = SnapshotCursor::parse(text)?;
             check(&meta, &c.watermark.epoch, c.watermark.seq)?;
-            (c.watermark, c.kind, c.seq)
+            (c.watermark, c.kind, c.seq, c.inside)
         }
     };
-    let mut out: Vec<(Stored, Option<Vec<Member>>)> = Vec::new();
+    let page = |resources, next, continues| SnapshotPage {
+        watermark: watermark.clone(),
+        resources,
+        next,
+        continues,
+    };
+    let inside_group = |seq, position| SnapshotCursor {
+        watermark: watermark.clone(),
+        kind: ResourceKind::Group,
+        seq,
+        inside: Some(position),
+    };
+    let mut out: Vec<Entry> = Vec::new();
     let mut members_sent = 0usize;
-    let mut full = false;
-    loop {
+    let mut continues = false;
+    if let Some(position) = inside {
+        // The rest of the group the previous page stopped inside (gone since: nothing to add).
+        let at = page_of(conn, tenant, ResourceKind::Group, after - 1, 1)?;
+        if let Some((stored, image)) = at.into_iter().find(|(s, _)| s.seq == after) {
+            continues = true;
+            match take_members(conn, &stored, image, Some(position), budget)? {
+                Taken::All(members) => {
+                    members_sent = members.len();
+                    out.push((stored, Some(members)));
+                }
+                Taken::Part(members, next) => {
+                    let cursor = inside_group(stored.seq, next);
+                    return Ok(page(vec![(stored, Some(members))], Some(cursor), true));
+                }
+            }
+        }
+    }
+    let mut full = out.len() == count;
+    while !full {
         let rows = page_of(conn, tenant, kind, after, count - out.len())?;
         let fetched = rows.len();
-        for (stored, image_members) in rows {
-            let members = match kind {
-                ResourceKind::User => None,
-                ResourceKind::Group => {
-                    let m = match image_members {
-                        Some(m) => m,
-                        None => resources::members(conn, stored.seq)?,
-                    };
-                    if !out.is_empty() && members_sent + m.len() > budget {
+        for (stored, image) in rows {
+            if kind == ResourceKind::Group {
+                let room = budget.saturating_sub(members_sent);
+                match take_members(conn, &stored, image, None, room)? {
+                    Taken::All(members) => {
+                        members_sent += members.len();
+                        after = stored.seq;
+                        out.push((stored, Some(members)));
+                    }
+                    // Not on this page: the next one starts with it.
+                    Taken::Part(..) if !out.is_empty() => {
                         full = true;
                         break;
                     }
-                    members_sent += m.len();
-                    Some(m)
+                    // Larger than a page: its first members here, the rest on the next.
+                    Taken::Part(members, next) => {
+                        let cursor = inside_group(stored.seq, next);
+                        return Ok(page(vec![(stored, Some(members))], Some(cursor), continues));
+                    }
                 }
-            };
-            after = stored.seq;
-            out.push((stored, members));
+            } else {
+                after = stored.seq;
+                out.push((stored, None));
+            }
         }
         if full || out.len() == count {
             break;
@@ -377,21 +455,89 @@ fn snapshot_page_within(
             continue;
         }
         // Groups are done: the snapshot is complete.
-        return Ok(SnapshotPage {
-            watermark,
-            resources: out,
-            next: None,
-        });
+        return Ok(page(out, None, continues));
     }
-    Ok(SnapshotPage {
-        next: Some(SnapshotCursor {
-            watermark: watermark.clone(),
-            kind,
-            seq: after,
-        }),
-        watermark,
-        resources: out,
-    })
+    let next = SnapshotCursor {
+        watermark: watermark.clone(),
+        kind,
+        seq: after,
+        inside: None,
+    };
+    Ok(page(out, Some(next), continues))
+}
+
+/// A group's members as far as a page has room for them.
+enum Taken {
+    /// All of them (from the position asked).
+    All(Vec<Member>),
+    /// The first ones, and where the rest start.
+    Part(Vec<Member>, MemberPosition),
+}
+
+/// A group's members from `from` (None: the first), at most `room` of them: from its brake image
+/// when it is shown as last delivered, else live, one index seek on `members`' primary key.
+/// A position of the other kind (the brake released or held the group between two pages) starts
+/// over: members sent twice are harmless, since a consumer adds a continued group's members.
+fn take_members(
+    conn: &Connection,
+    group: &Stored,
+    image: Option<Vec<Member>>,
+    from: Option<MemberPosition>,
+    room: usize,
+) -> Result<Taken> {
+    if let Some(image) = image {
+        let start = match from {
+            Some(MemberPosition::Offset(n)) => n.min(image.len()),
+            _ => 0,
+        };
+        let mut rest = image;
+        rest.drain(..start);
+        if rest.len() <= room {
+            return Ok(Taken::All(rest));
+        }
+        rest.truncate(room);
+        return Ok(Taken::Part(rest, MemberPosition::Offset(start + room)));
+    }
+    let start = match from {
+        Some(MemberPosition::Seq(n)) => n,
+        _ => 0,
+    };
+    let mut rows = members_after(conn, group.seq, start, room + 1)?;
+    if rows.len() <= room {
+        return Ok(Taken::All(rows.into_iter().map(|(_, m)| m).collect()));
+    }
+    rows.truncate(room);
+    let last = rows.last().map_or(start, |(seq, _)| *seq);
+    Ok(Taken::Part(
+        rows.into_iter().map(|(_, m)| m).collect(),
+        MemberPosition::Seq(last),
+    ))
+}
+
+/// A group's members after the member `after` (sequence numbers), at most `n`, each with its
+/// sequence number: the snapshot's slices of a large group.
+fn members_after(
+    conn: &Connection,
+    group_seq: i64,
+    after: i64,
+    n: usize,
+) -> Result<Vec<(i64, Member)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.member_seq, mr.id, mr.kind, COALESCE(mr.display_name, mr.user_name) \
+         FROM members m JOIN resources mr ON mr.seq = m.member_seq \
+         WHERE m.group_seq = ?1 AND m.member_seq > ?2 ORDER BY m.member_seq LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![group_seq, after, n as i64], |r| {
+        Ok((
+            r.get(0)?,
+            Member {
+                id: r.get(1)?,
+                kind: resources::kind_from(&r.get::<_, String>(2)?),
+                display: r.get(3)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// A snapshot entry: the resource, and a group's members when they come from its brake image.

@@ -53,6 +53,7 @@ fn cursors_round_trip_and_refuse_anything_else() {
         watermark: c,
         kind: ResourceKind::Group,
         seq: 7,
+        inside: None,
     };
     assert_eq!(SnapshotCursor::parse(&s.encode()), Ok(s));
     assert!(SnapshotCursor::parse("0123456789abcdef-1-x7").is_err());
@@ -294,17 +295,19 @@ fn snapshot_pages_stop_at_the_member_budget_but_always_carry_one_resource() {
         )
         .unwrap();
     }
-    // Budget 3 members: [4 users], [small], [big (alone, over budget)], [also].
+    // Budget 3 members: [4 users, small], [big's first 3 (a group starts a page when it does
+    // not fit)], [big's last 1 (continued), also].
     let mut cursor: Option<String> = None;
     let mut pages = Vec::new();
     loop {
         let page = snapshot_page_within(&conn, &t, cursor.as_deref(), 10, 3).unwrap();
-        pages.push(
+        pages.push((
+            page.continues,
             page.resources
                 .iter()
                 .map(|(s, m)| (s.kind, m.as_ref().map_or(0, Vec::len)))
                 .collect::<Vec<_>>(),
-        );
+        ));
         match page.next {
             Some(n) => cursor = Some(n.encode()),
             None => break,
@@ -312,7 +315,128 @@ fn snapshot_pages_stop_at_the_member_budget_but_always_carry_one_resource() {
     }
     let u = (ResourceKind::User, 0);
     let g = |n| (ResourceKind::Group, n);
-    assert_eq!(pages, vec![vec![u, u, u, u, g(2)], vec![g(4)], vec![g(1)]]);
+    assert_eq!(
+        pages,
+        vec![
+            (false, vec![u, u, u, u, g(2)]),
+            (false, vec![g(3)]),
+            (true, vec![g(1), g(1)]),
+        ]
+    );
+}
+
+/// A group larger than the member budget comes in slices, read at different times while its
+/// members change. A consumer that adds a continued group's members and keeps the revision of
+/// its first appearance, then applies the changes after the watermark by revision, ends with
+/// exactly the group's members.
+#[test]
+fn a_group_split_across_snapshot_pages_replays_to_its_members_under_writes_between_pages() {
+    let (_d, conn, t) = setup();
+    let users: Vec<Stored> = (0..9).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
+    let refs: Vec<MemberRef> = users[..7]
+        .iter()
+        .map(|u| MemberRef {
+            value: u.id.to_string(),
+            kind: None,
+        })
+        .collect();
+    let g = resources::create(
+        &conn,
+        &t,
+        ResourceKind::Group,
+        json!({"displayName": "big"}),
+        Some(&refs),
+    )
+    .unwrap();
+    let members_op = |op: &str, who: &Stored| {
+        let req = patch_req(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": op, "path": "members", "value": [{"value": who.id.as_str()}]}]
+        }));
+        resources::patch(&conn, &t, ResourceKind::Group, &g.id, &req, None).unwrap();
+    };
+    let mut held: std::collections::BTreeSet<String> = Default::default();
+    let mut revision = None;
+    let mut watermark;
+    let mut cursor: Option<String> = None;
+    let mut page_no = 0;
+    loop {
+        // Budget 3 with count 1: the 9 users one per page, then the group in slices of 3.
+        let page = snapshot_page_within(&conn, &t, cursor.as_deref(), 1, 3).unwrap();
+        watermark = page.watermark.encode();
+        for (i, (s, m)) in page.resources.iter().enumerate() {
+            if s.kind != ResourceKind::Group {
+                continue;
+            }
+            let ids = m.as_ref().unwrap().iter().map(|m| m.id.to_string());
+            if page.continues && i == 0 {
+                held.extend(ids);
+            } else {
+                held = ids.collect();
+                revision = Some(s.version.0);
+            }
+        }
+        page_no += 1;
+        match page_no {
+            // After the group's first slice: remove one already sent, one still to come, and add
+            // one; after the second slice, add one that sorts before the slice.
+            10 => {
+                members_op("remove", &users[1]);
+                members_op("remove", &users[5]);
+                members_op("add", &users[7]);
+            }
+            11 => members_op("add", &users[8]),
+            _ => {}
+        }
+        match page.next {
+            Some(n) => cursor = Some(n.encode()),
+            None => break,
+        }
+    }
+    // 9 user pages, the group in 3 slices, and (count 1 being filled) an empty last page.
+    assert_eq!(page_no, 13);
+    let revision = revision.unwrap();
+    let changes = changes_after(&conn, &t, Some(&watermark), 100).unwrap();
+    for c in changes.changes.iter().filter(|c| c.id == g.id) {
+        if c.revision > revision {
+            held.extend(c.added.iter().cloned());
+            for r in &c.removed {
+                held.remove(r);
+            }
+        }
+    }
+    let live: std::collections::BTreeSet<String> = resources::members(&conn, g.seq)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    assert_eq!(held, live);
+    assert_eq!(live.len(), 7);
+}
+
+#[test]
+fn snapshot_cursors_inside_a_group_round_trip_and_refuse_a_user_position() {
+    let watermark = Cursor {
+        epoch: "0123456789abcdef".into(),
+        seq: 9,
+    };
+    for inside in [
+        None,
+        Some(MemberPosition::Seq(17)),
+        Some(MemberPosition::Offset(3)),
+    ] {
+        let c = SnapshotCursor {
+            watermark: watermark.clone(),
+            kind: ResourceKind::Group,
+            seq: 12,
+            inside,
+        };
+        assert_eq!(SnapshotCursor::parse(&c.encode()), Ok(c));
+    }
+    for bad in ["u12m3", "g12m", "g12x3", "gm3", "g12m3o4", "g12o-1"] {
+        let text = format!("{}-{bad}", watermark.encode());
+        assert!(SnapshotCursor::parse(&text).is_err(), "{text}");
+    }
 }
 
 #[test]
