@@ -166,7 +166,10 @@ pub fn load(dir: &Path, users: usize) -> Result<Option<Seed>> {
     let Ok(text) = fs::read_to_string(dir.join("seed.json")) else {
         return Ok(None);
     };
-    let mut seed: Seed = serde_json::from_str(&text)?;
+    // A seed written by an older bench (other fields) is rebuilt, not an error.
+    let Ok(mut seed) = serde_json::from_str::<Seed>(&text) else {
+        return Ok(None);
+    };
     let age_days = unix_now().saturating_sub(seed.created_unix) / 86_400;
     if seed.format != FORMAT
         || seed.users != users

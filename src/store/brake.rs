@@ -14,8 +14,14 @@
 //! - the feed shows a resource with held changes as it was last delivered (its image).
 //!
 //! The SCIM write itself is never refused or changed: the brake decides only what the feed says.
+//!
+//! Every read here is bounded, however long the episode: the window's count is a sum over the
+//! per-minute counts in `brake_minutes` (at most `window_minutes + 1` rows), and a re-added
+//! member finds its held removal through `held_removals` by its id. Both are kept by the writes
+//! that change what they summarise, in the same transaction.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
@@ -159,48 +165,83 @@ fn decide(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result
     if weight == 0 || !settings.enabled() {
         return Ok(Route::Deliver);
     }
-    // Cheapest first: in an episode the delivered removals alone reach the threshold, so
-    // neither the held ones nor (past the threshold) anything else is summed.
-    let since = settings.window_start(Timestamp::now());
-    let delivered = sum_removals(conn, tenant, since, "changes")?;
-    let mut held = None;
-    if !rules::may_hold(&settings, delivered, weight) {
-        let h = sum_removals(conn, tenant, since, "held_changes")?;
-        if !rules::may_hold(&settings, delivered + h, weight) {
-            return Ok(Route::Deliver);
-        }
-        held = Some(h);
+    let since = minute_of(settings.window_start(Timestamp::now()));
+    forget_minutes_before(conn, tenant, since - KEPT_MINUTES)?;
+    let counted = counted_since(conn, tenant, since)?;
+    // Below `max_removals` no threshold can be reached: the active users are not read.
+    if !rules::may_hold(&settings, counted, weight) {
+        return Ok(Route::Deliver);
     }
     let threshold = settings.threshold(active_users(conn, tenant)?);
-    if rules::holds(delivered, weight, threshold) {
-        return Ok(Route::Hold);
-    }
-    let held = match held {
-        Some(h) => h,
-        None => sum_removals(conn, tenant, since, "held_changes")?,
-    };
-    Ok(match rules::holds(delivered + held, weight, threshold) {
+    Ok(match rules::holds(counted, weight, threshold) {
         true => Route::Hold,
         false => Route::Deliver,
     })
 }
 
-/// Removals counted in `table` (`changes`: delivered, `held_changes`: held) since `since`.
-fn sum_removals(
-    conn: &Connection,
-    tenant: &TenantId,
-    since: Timestamp,
-    table: &'static str,
-) -> Result<u64> {
-    // `removals > 0` lets SQLite use the partial index `changes_removals (tenant, at)`.
+/// Per-minute counts kept beyond the window, so a longer `brake.window_minutes` set later still
+/// finds the last day's removals.
+const KEPT_MINUTES: i64 = 24 * 60;
+
+/// The minute a change is counted in.
+fn minute_of(at: Timestamp) -> i64 {
+    at.unix_seconds().div_euclid(60)
+}
+
+/// Removals delivered and held in the minutes from `since` on. The minute the window starts in
+/// counts whole, so a removal counts for `window_minutes` to one minute more: never less.
+fn counted_since(conn: &Connection, tenant: &TenantId, since: i64) -> Result<u64> {
     let n: i64 = conn
-        .prepare_cached(&format!(
-            "SELECT coalesce(sum(removals), 0) FROM {table} \
-             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND removals > 0 \
-             AND at >= ?2"
-        ))?
+        .prepare_cached(
+            "SELECT coalesce(sum(delivered + held), 0) FROM brake_minutes \
+             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND minute >= ?2",
+        )?
         .query_row(params![tenant, since], |r| r.get(0))?;
     Ok(n.max(0) as u64)
+}
+
+/// Add `delivered` and `held` removals to the minute of `at`.
+fn count(
+    conn: &Connection,
+    tenant: &TenantId,
+    at: Timestamp,
+    delivered: u64,
+    held: u64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO brake_minutes (tenant, minute, delivered, held) \
+         VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4) \
+         ON CONFLICT (tenant, minute) DO UPDATE \
+         SET delivered = delivered + excluded.delivered, held = held + excluded.held",
+    )?
+    .execute(params![
+        tenant,
+        minute_of(at),
+        delivered as i64,
+        held as i64
+    ])?;
+    Ok(())
+}
+
+/// Take back `n` held removals counted in the minute of `at` (a cancelled held removal).
+fn uncount_held(conn: &Connection, tenant: &TenantId, at: Timestamp, n: i64) -> Result<()> {
+    if n > 0 {
+        conn.prepare_cached(
+            "UPDATE brake_minutes SET held = max(held - ?3, 0) \
+             WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND minute = ?2",
+        )?
+        .execute(params![tenant, minute_of(at), n])?;
+    }
+    Ok(())
+}
+
+fn forget_minutes_before(conn: &Connection, tenant: &TenantId, minute: i64) -> Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM brake_minutes \
+         WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND minute < ?2",
+    )?
+    .execute(params![tenant, minute])?;
+    Ok(())
 }
 
 /// The tenant's active users: the `tenant_counts` row the dashboard's triggers keep (one
@@ -249,58 +290,29 @@ fn cancel(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result
         _ => None,
     };
     if let Some(undone) = undone {
-        let gone = conn
+        let newest = conn
             .prepare_cached(
-                "DELETE FROM held_changes WHERE id = (SELECT id FROM held_changes \
+                "SELECT id, at, removals FROM held_changes \
                  WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND resource_id = ?2 \
-                 AND operation = ?3 ORDER BY id DESC LIMIT 1)",
+                 AND operation = ?3 ORDER BY id DESC LIMIT 1",
             )?
-            .execute(params![tenant, draft.id, undone])?;
-        if gone > 0 {
+            .query_row(params![tenant, draft.id, undone], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Timestamp>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .optional()?;
+        if let Some((held, at, removals)) = newest {
+            conn.prepare_cached("DELETE FROM held_changes WHERE id = ?1")?
+                .execute([held])?;
+            uncount_held(conn, tenant, at, removals)?;
             draft.op = ChangeOp::Update;
         }
     }
     if draft.kind == ResourceKind::Group && !draft.added.is_empty() {
-        let rows = conn
-            .prepare_cached(
-                "SELECT id, operation, added, removed FROM held_changes \
-                 WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND resource_id = ?2 \
-                 AND removed IS NOT NULL ORDER BY id DESC",
-            )?
-            .query_map(params![tenant, draft.id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        for (held, op, added, removed) in rows {
-            let mut removed = ids(removed)?;
-            let count = removed.len();
-            removed.retain(|m| match draft.added.iter().position(|a| a == m) {
-                Some(at) => {
-                    draft.added.remove(at);
-                    false
-                }
-                None => true,
-            });
-            let undone = (count - removed.len()) as i64;
-            if undone == 0 {
-                continue;
-            }
-            if removed.is_empty() && ids(added)?.is_empty() && op == "update" {
-                conn.prepare_cached("DELETE FROM held_changes WHERE id = ?1")?
-                    .execute([held])?;
-            } else {
-                conn.prepare_cached(
-                    "UPDATE held_changes SET removed = ?2, removals = max(removals - ?3, 0) \
-                     WHERE id = ?1",
-                )?
-                .execute(params![held, ids_column(&removed)?, undone])?;
-            }
-        }
+        cancel_held_removals(conn, tenant, draft)?;
     }
     let still_held: bool = conn
         .prepare_cached(
@@ -314,6 +326,70 @@ fn cancel(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result
              WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND resource_id = ?2",
         )?
         .execute(params![tenant, draft.id])?;
+    }
+    Ok(())
+}
+
+/// Members added back cancel their held removals: each the newest held change of the group
+/// that removes it (found by id in `held_removals`), and leaves the draft's `added`.
+fn cancel_held_removals(conn: &Connection, tenant: &TenantId, draft: &mut Draft<'_>) -> Result<()> {
+    let mut undone: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut still_added = Vec::with_capacity(draft.added.len());
+    for member in std::mem::take(&mut draft.added) {
+        let held: Option<i64> = conn
+            .prepare_cached(
+                "SELECT held_id FROM held_removals \
+                 WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND resource_id = ?2 \
+                 AND member_id = ?3 ORDER BY held_id DESC LIMIT 1",
+            )?
+            .query_row(params![tenant, draft.id, member], |r| r.get(0))
+            .optional()?;
+        match held {
+            Some(held) => undone.entry(held).or_default().push(member),
+            None => still_added.push(member),
+        }
+    }
+    draft.added = still_added;
+    for (held, members) in undone {
+        let row = conn
+            .prepare_cached(
+                "SELECT operation, added, removed, removals, at FROM held_changes WHERE id = ?1",
+            )?
+            .query_row([held], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Timestamp>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((op, added, removed, removals, at)) = row else {
+            continue;
+        };
+        let mut removed = ids(removed)?;
+        removed.retain(|m| !members.contains(m));
+        let left = (removals - members.len() as i64).max(0);
+        if removed.is_empty() && ids(added)?.is_empty() && op == "update" {
+            conn.prepare_cached("DELETE FROM held_changes WHERE id = ?1")?
+                .execute([held])?;
+            uncount_held(conn, tenant, at, removals)?;
+        } else {
+            conn.prepare_cached(
+                "UPDATE held_changes SET removed = ?2, removals = ?3 WHERE id = ?1",
+            )?
+            .execute(params![held, ids_column(&removed)?, left])?;
+            uncount_held(conn, tenant, at, removals - left)?;
+        }
+        for member in &members {
+            conn.prepare_cached(
+                "DELETE FROM held_removals \
+                 WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND resource_id = ?2 \
+                 AND member_id = ?3 AND held_id = ?4",
+            )?
+            .execute(params![tenant, draft.id, member, held])?;
+        }
     }
     Ok(())
 }
@@ -411,6 +487,7 @@ fn append(conn: &Connection, tenant: &TenantId, draft: &Draft<'_>, route: Route)
         Route::Hold => "held_changes",
     };
     let first = route == Route::Hold && !holds_any(conn, tenant)?;
+    let at = Timestamp::now();
     conn.prepare_cached(&format!(
         "INSERT INTO {table} (tenant, at, kind, resource_id, operation, revision, added, \
          removed, removals) \
@@ -418,7 +495,7 @@ fn append(conn: &Connection, tenant: &TenantId, draft: &Draft<'_>, route: Route)
     ))?
     .execute(params![
         tenant,
-        Timestamp::now(),
+        at,
         draft.kind.name(),
         draft.id,
         draft.op.as_str(),
@@ -429,6 +506,21 @@ fn append(conn: &Connection, tenant: &TenantId, draft: &Draft<'_>, route: Route)
     ])?;
     if route == Route::Hold {
         HELD.with(|h| h.set(h.get() + 1));
+        let held = conn.last_insert_rowid();
+        for member in &draft.removed {
+            conn.prepare_cached(
+                "INSERT OR IGNORE INTO held_removals (tenant, resource_id, member_id, held_id) \
+                 VALUES ((SELECT key FROM tenants WHERE id = ?1), ?2, ?3, ?4)",
+            )?
+            .execute(params![tenant, draft.id, member, held])?;
+        }
+    }
+    if weight > 0 {
+        let weight = weight as u64;
+        match route {
+            Route::Deliver => count(conn, tenant, at, weight, 0)?,
+            Route::Hold => count(conn, tenant, at, 0, weight)?,
+        }
     }
     if first {
         let settings = SETTINGS.with(Cell::get);
@@ -641,6 +733,8 @@ fn end_episode(conn: &Connection, tenant: &TenantId) -> Result<()> {
     for sql in [
         "DELETE FROM held_changes WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
         "DELETE FROM held_images WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
+        "DELETE FROM held_removals WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
+        "DELETE FROM brake_minutes WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
         "UPDATE changes SET removals = 0 \
          WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND removals > 0",
     ] {

@@ -180,7 +180,7 @@ fn test_max_page_count() -> Option<i64> {
 }
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 10;
+const MIGRATION_COUNT: usize = 11;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -194,6 +194,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0008_dashboard.sql")),
         M::up(include_str!("../../migrations/0009_brake.sql")),
         M::up(include_str!("../../migrations/0010_trash_history.sql")),
+        M::up(include_str!("../../migrations/0011_brake_counts.sql")),
     ])
 }
 

@@ -1,7 +1,7 @@
 //! Store tests on real SQLite files: compiled filters are executed and compared by the ids they
 //! return (not by SQL text), and the filters Entra uses are shown to be answered from indexes.
 
-use crate::domain::{ResourceId, TenantId};
+use crate::domain::{ResourceId, TenantId, Timestamp};
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
@@ -347,13 +347,13 @@ fn v2_database_migrates_to_lean_schema() {
         )
         .unwrap();
     }
-    assert_eq!(super::pending_migration(&path), Some((2, 10)));
+    assert_eq!(super::pending_migration(&path), Some((2, 11)));
     let conn = open_connection(&path).unwrap();
     assert_eq!(super::pending_migration(&path), None);
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 10, "MIGRATION_COUNT matches the migrations");
+    assert_eq!(version, 11, "MIGRATION_COUNT matches the migrations");
     // The dashboard's maintained counts start from what the migrated data holds.
     let counts: (i64, i64, i64) = conn
         .query_row(
@@ -515,4 +515,77 @@ fn ids_bind_to_sql_as_their_text() {
     let at = crate::domain::Timestamp::parse("2026-01-01T00:00:00.5Z").unwrap();
     let text: String = conn.query_row("SELECT ?1", [&at], |r| r.get(0)).unwrap();
     assert_eq!(text, "2026-01-01T00:00:00.5Z");
+}
+
+#[test]
+fn migrating_to_v11_counts_the_removals_already_made_and_indexes_the_held_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v10.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        super::migrations().to_version(&mut conn, 10).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, name, created) VALUES ('t1', 'a', '2026-01-01T00:00:00Z');
+             INSERT INTO changes (tenant, at, kind, resource_id, operation, revision, removals)
+             VALUES ((SELECT key FROM tenants), '2026-12-05T10:00:10.5Z', 'User', 'u1',
+                     'deactivate', 2, 1),
+                    ((SELECT key FROM tenants), '2026-12-05T10:00:50Z', 'User', 'u2',
+                     'delete', 3, 1),
+                    ((SELECT key FROM tenants), '2026-12-05T10:01:00Z', 'User', 'u3',
+                     'update', 2, 0);
+             INSERT INTO held_changes (tenant, at, kind, resource_id, operation, revision,
+                                       removed, removals)
+             VALUES ((SELECT key FROM tenants), '2026-12-05T10:01:30Z', 'Group', 'g1',
+                     'update', 4, '[\"u4\",\"u5\"]', 2);
+             INSERT INTO held_images (tenant, resource_id, kind, seq, version, created,
+                                      last_modified, doc, members)
+             VALUES ((SELECT key FROM tenants), 'g1', 'Group', 7, 3, '2026-12-05T09:00:00Z',
+                     '2026-12-05T09:00:00Z', '{}', '[{\"id\":\"u4\"}]');",
+        )
+        .unwrap();
+    }
+    assert_eq!(super::pending_migration(&path), Some((10, 11)));
+    let conn = open_connection(&path).unwrap();
+    let minute = |at: &str| Timestamp::parse(at).unwrap().unix_seconds() / 60;
+    let counts: Vec<(i64, i64, i64)> = conn
+        .prepare("SELECT minute, delivered, held FROM brake_minutes ORDER BY minute")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            (minute("2026-12-05T10:00:00Z"), 2, 0),
+            (minute("2026-12-05T10:01:00Z"), 0, 2)
+        ]
+    );
+    let held: Vec<(String, String)> = conn
+        .prepare("SELECT resource_id, member_id FROM held_removals ORDER BY member_id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(
+        held,
+        vec![("g1".into(), "u4".into()), ("g1".into(), "u5".into())]
+    );
+    // The images move to the table with rowids as they were, one per resource.
+    let image: (i64, i64, String) = conn
+        .query_row(
+            "SELECT seq, version, members FROM held_images WHERE resource_id = 'g1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(image, (7, 3, "[{\"id\":\"u4\"}]".to_string()));
+    let again = conn.execute(
+        "INSERT INTO held_images (tenant, resource_id, kind, seq, version, created, \
+         last_modified, doc) SELECT tenant, resource_id, kind, seq, version, created, \
+         last_modified, doc FROM held_images",
+        [],
+    );
+    assert!(again.is_err(), "a second image of the same resource");
 }

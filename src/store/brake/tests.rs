@@ -394,9 +394,12 @@ fn removals_older_than_the_window_no_longer_count() {
     let users: Vec<Stored> = (0..4).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
     set_active(&conn, &t, &users[0], false);
     set_active(&conn, &t, &users[1], false);
-    // Those two happened 61 minutes ago: out of the 60-minute window.
-    let old = Timestamp::from(time::OffsetDateTime::now_utc() - time::Duration::minutes(61));
+    // Those two happened 62 minutes ago: out of the 60-minute window (the minute it starts in
+    // counts whole). Their changes and the per-minute count they went into, moved back.
+    let old = Timestamp::from(time::OffsetDateTime::now_utc() - time::Duration::minutes(62));
     conn.execute("UPDATE changes SET at = ?1 WHERE removals > 0", [old])
+        .unwrap();
+    conn.execute("UPDATE brake_minutes SET minute = minute - 62", [])
         .unwrap();
     set_active(&conn, &t, &users[2], false);
     set_active(&conn, &t, &users[3], false);
@@ -432,4 +435,105 @@ fn the_fraction_of_active_users_raises_the_threshold_above_max_removals() {
     // ceil(0.5 × 4) = 2 > max_removals: two delivered, two held.
     assert_eq!(held(&conn, &t), 2);
     assert_eq!(status(&conn, Some(&t), &half).unwrap()[0].threshold, 1); // 2 active now
+}
+
+#[test]
+fn a_cancelled_held_removal_no_longer_counts_in_the_window() {
+    let (_d, conn, t, _) = setup();
+    let users: Vec<Stored> = (0..4).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
+    let g = group(&conn, &t, "G", &[&users[1], &users[2]]);
+    let members = |ids: &[&Stored]| -> Value {
+        ids.iter()
+            .map(|u| json!({"value": u.id.as_str()}))
+            .collect()
+    };
+    set_active(&conn, &t, &users[0], false); // 1 of 2: delivered
+    patch_with(
+        &conn,
+        &t,
+        ResourceKind::Group,
+        &g.id,
+        json!([{"op": "remove", "path": "members", "value": members(&[&users[1], &users[2]])}]),
+    );
+    assert_eq!(held(&conn, &t), 1, "1 + 2 removals > 2: held whole");
+    let add = |u: &Stored| {
+        patch_with(
+            &conn,
+            &t,
+            ResourceKind::Group,
+            &g.id,
+            json!([{"op": "add", "path": "members", "value": members(&[u])}]),
+        )
+    };
+    // Each add cancels its member's held removal; what is left of it (an update with nothing
+    // in it) waits behind the group's held changes, counting nothing.
+    add(&users[1]);
+    assert_eq!(held(&conn, &t), 2, "u2's removal, and u1's add");
+    add(&users[2]);
+    assert_eq!(
+        held(&conn, &t),
+        2,
+        "the removal is gone: the two adds' updates"
+    );
+    // The window holds one removal again (u0's): one more fits under the threshold of 2.
+    set_active(&conn, &t, &users[3], false);
+    assert_eq!(held(&conn, &t), 2, "a cancelled removal still counted");
+    let last = delivered(&conn, &t).pop().unwrap();
+    assert_eq!(
+        (last.0.as_str(), last.1.as_str()),
+        (users[3].id.as_str(), "deactivate")
+    );
+}
+
+#[test]
+fn a_long_episode_keeps_every_write_to_a_bounded_number_of_rows_read() {
+    // 400 members removed one PATCH each beyond the threshold, then each added back: every
+    // add finds its own held removal by id (not by reading the group's 400 held changes), and
+    // the count in the window goes back down as they cancel.
+    let (_d, conn, t, _) = setup();
+    let users: Vec<Stored> = (0..400)
+        .map(|i| user(&conn, &t, &format!("u{i}")))
+        .collect();
+    let refs: Vec<&Stored> = users.iter().collect();
+    let g = group(&conn, &t, "G", &refs);
+    for u in &users {
+        patch_with(
+            &conn,
+            &t,
+            ResourceKind::Group,
+            &g.id,
+            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u.id)}]),
+        );
+    }
+    assert_eq!(
+        held(&conn, &t),
+        398,
+        "the first two delivered, then one held change each"
+    );
+    let counted = |conn: &Connection| -> i64 {
+        conn.query_row(
+            "SELECT sum(delivered), sum(held) FROM brake_minutes",
+            [],
+            |r| Ok(r.get::<_, i64>(0)? * 1000 + r.get::<_, i64>(1)?),
+        )
+        .unwrap()
+    };
+    assert_eq!(counted(&conn), 2 * 1000 + 398);
+    for u in users.iter().rev() {
+        patch_with(
+            &conn,
+            &t,
+            ResourceKind::Group,
+            &g.id,
+            json!([{"op": "add", "path": "members", "value": [{"value": u.id.as_str()}]}]),
+        );
+    }
+    // Every held removal cancelled by its own re-add; the adds themselves wait behind the
+    // group's held changes (one held update each, removing nothing).
+    assert_eq!(held(&conn, &t), 400);
+    assert_eq!(counted(&conn), 2 * 1000);
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM held_removals", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
 }
