@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use super::chart;
 use super::html::{attr, query_value, text};
 use crate::domain::{TenantId, Timestamp};
+use crate::scim::diff::Diff;
 use crate::store::dashboard::{
     ClientExpiry, History, LoggedRequest, Overview, RecentChange, TenantOverview, TokenExpiry,
     LAG_COUNTED_UP_TO,
@@ -264,6 +265,41 @@ fn credentials(
     out.push_str("</tbody></table></div>");
 }
 
+/// What one write changed, under its request (the same lines `grouptalk-scim history` prints;
+/// a password never reaches a stored diff).
+fn diff_list(out: &mut String, d: &Diff) {
+    let value =
+        |v: &Option<serde_json::Value>| v.as_ref().map_or("(none)".to_string(), |v| v.to_string());
+    out.push_str("<ul class=\"diff\">");
+    for c in &d.changes {
+        let _ = write!(
+            out,
+            "<li><code>{}</code>: {} → {}</li>",
+            text(&c.attr),
+            text(&value(&c.from)),
+            text(&value(&c.to))
+        );
+    }
+    if d.more > 0 {
+        let _ = write!(out, "<li>… and {} more attribute(s)</li>", d.more);
+    }
+    if let Some(m) = &d.members {
+        for (label, count, ids) in [
+            ("added", m.added_count, &m.added),
+            ("removed", m.removed_count, &m.removed),
+        ] {
+            if count > 0 {
+                let _ = write!(
+                    out,
+                    "<li>members {label} ({count}): {}</li>",
+                    text(&ids.join(", "))
+                );
+            }
+        }
+    }
+    out.push_str("</ul>");
+}
+
 fn requests_table(
     out: &mut String,
     rows: &[LoggedRequest],
@@ -290,7 +326,7 @@ fn requests_table(
         }
         let _ = write!(
             out,
-            "<td>{} <code>{}</code></td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{} <code>{}</code></td><td class=\"{}\">{}</td><td>{}</td><td>{}",
             text(&r.method),
             text(&r.path),
             if r.status >= 400 { "warn" } else { "" },
@@ -298,6 +334,10 @@ fn requests_table(
             text(r.scim_type.as_deref().unwrap_or("")),
             text(r.detail.as_deref().unwrap_or(""))
         );
+        if let Some(d) = &r.diff {
+            diff_list(out, d);
+        }
+        out.push_str("</td></tr>");
     }
     if rows.is_empty() {
         out.push_str("<tr><td colspan=\"6\">none</td></tr>");

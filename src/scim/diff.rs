@@ -31,7 +31,7 @@ pub const REDACTED: &str = "(redacted)";
 /// One attribute a write changed: its path (`name.givenName`, `emails`,
 /// `urn:…:enterprise:2.0:User:department`) and its value before and after (None: absent). For a
 /// multi-valued attribute, `from` holds the elements removed and `to` the elements added.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AttrChange {
     pub attr: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -42,7 +42,7 @@ pub struct AttrChange {
 
 /// A group's member changes: the ids added and removed (at most `MAX_MEMBER_IDS` each) and how
 /// many there were.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberChanges {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -73,7 +73,7 @@ impl MemberChanges {
 }
 
 /// What one write did to one resource, as `history` shows it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diff {
     /// create | update | deactivate | reactivate | delete | restore
     pub op: String,

@@ -11,6 +11,7 @@ use super::query::fold;
 use super::stats::TenantCounts;
 use super::Result;
 use crate::domain::{TenantId, Timestamp};
+use crate::scim::diff::Diff;
 
 /// Failures shown per tenant.
 pub const FAILURES_SHOWN: i64 = 10;
@@ -94,6 +95,8 @@ pub struct LoggedRequest {
     pub status: u16,
     pub scim_type: Option<String>,
     pub detail: Option<String>,
+    /// What the write changed (`request_details.diff`), on the history page only.
+    pub diff: Option<Diff>,
 }
 
 pub type Failure = LoggedRequest;
@@ -255,6 +258,7 @@ fn failures(conn: &Connection, tenant: &TenantId, name: &str) -> Result<Vec<Fail
             status: r.get(4)?,
             scim_type: r.get(5)?,
             detail: r.get(6)?,
+            diff: None,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -377,8 +381,9 @@ fn changes_of(conn: &Connection, id: &str) -> Result<Vec<Change>> {
 
 fn requests_of(conn: &Connection, id: &str) -> Result<Vec<LoggedRequest>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT l.at, n.name, l.method, l.path, l.resource_id, l.status, l.scim_type, l.detail \
-         FROM request_log l LEFT JOIN tenants n ON n.id = l.tenant_id WHERE l.resource_id = ?1 \
+        "SELECT l.at, n.name, l.method, l.path, l.resource_id, l.status, l.scim_type, l.detail, \
+         d.diff FROM request_log l LEFT JOIN tenants n ON n.id = l.tenant_id \
+         LEFT JOIN request_details d ON d.log_seq = l.seq WHERE l.resource_id = ?1 \
          ORDER BY l.seq DESC LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![id, HISTORY_ROWS], |r| {
@@ -391,6 +396,10 @@ fn requests_of(conn: &Connection, id: &str) -> Result<Vec<LoggedRequest>> {
             status: r.get(5)?,
             scim_type: r.get(6)?,
             detail: r.get(7)?,
+            // Written by this binary as a `Diff`; anything else is shown as no diff.
+            diff: r
+                .get::<_, Option<String>>(8)?
+                .and_then(|t| serde_json::from_str(&t).ok()),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -184,12 +184,22 @@ fn dashboard_shows_entras_tenant_escaped_in_a_real_browser() {
         "its logged POST: {page}"
     );
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;@contoso.com"));
+    // Its create's diff lists what it was created with, escaped.
+    assert!(
+        page.contains("<li><code>displayName</code>: (none) → &quot;"),
+        "the create's diff: {page}"
+    );
     assert_not_injected(&page);
     // A group by its displayName, case-insensitively: created, then its members added.
     let (status, _, page) = raw_get(addr, "/history?q=dispatch", &local(&ctx.server), None);
     assert_eq!(status, 200);
     assert!(
         page.contains("<td>create</td>") && page.contains("<td>update</td>"),
+        "{page}"
+    );
+    // The PATCH that added its members shows what it changed.
+    assert!(
+        page.contains("<ul class=\"diff\"><li>members added ("),
         "{page}"
     );
 

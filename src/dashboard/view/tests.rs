@@ -58,6 +58,7 @@ fn tenant(last: &str) -> TenantOverview {
             status: 409,
             scim_type: Some("uniqueness".into()),
             detail: Some(format!("userName {} is taken", HOSTILE[1])),
+            diff: None,
         }],
         recent: vec![RecentChange {
             at: ts("2026-12-05T07:00:00Z"),
@@ -149,11 +150,37 @@ fn history_escapes_the_query_and_every_row() {
             operation: "create".into(),
             revision: Some(1),
         }],
-        requests: vec![],
+        requests: vec![LoggedRequest {
+            at: ts("2026-12-05T07:00:00Z"),
+            tenant: Some("contoso".into()),
+            method: "PATCH".into(),
+            path: "/api/scim/Users/u1".into(),
+            resource_id: Some("u1".into()),
+            status: 200,
+            scim_type: None,
+            detail: None,
+            diff: Some(crate::scim::diff::Diff {
+                op: "update".into(),
+                changes: vec![crate::scim::diff::AttrChange {
+                    attr: "displayName".into(),
+                    from: Some(HOSTILE[0].into()),
+                    to: Some(HOSTILE[1].into()),
+                }],
+                more: 2,
+                members: Some(crate::scim::diff::MemberChanges::of(&[HOSTILE[1]], &[])),
+            }),
+        }],
     };
     let html = history(HOSTILE[1], Ok(&h), now);
     assert_no_injected_markup(&html);
     assert!(html.contains("value=\"&quot;&gt;&lt;img"));
+    // The write's diff, escaped: before → after, what was not listed, members added.
+    assert!(
+        html.contains("<li><code>displayName</code>: &quot;&lt;script&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("… and 2 more attribute(s)"));
+    assert!(html.contains("<li>members added (1): &quot;&gt;&lt;img"));
     let refused = history(HOSTILE[0], Err("too long"), now);
     assert_no_injected_markup(&refused);
 }
