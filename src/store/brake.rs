@@ -735,8 +735,6 @@ fn end_episode(conn: &Connection, tenant: &TenantId) -> Result<()> {
         "DELETE FROM held_images WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
         "DELETE FROM held_removals WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
         "DELETE FROM brake_minutes WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
-        "UPDATE changes SET removals = 0 \
-         WHERE tenant = (SELECT key FROM tenants WHERE id = ?1) AND removals > 0",
     ] {
         conn.prepare_cached(sql)?.execute([tenant])?;
     }

@@ -78,6 +78,32 @@ fn set_active(conn: &Connection, t: &TenantId, u: &Stored, active: bool) {
     );
 }
 
+/// A PATCH removing `u` from `g` (Entra's filter-path form).
+fn remove_member(conn: &Connection, t: &TenantId, g: &Stored, u: &Stored) {
+    patch_with(
+        conn,
+        t,
+        ResourceKind::Group,
+        &g.id,
+        json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u.id)}]),
+    );
+}
+
+/// A PATCH adding `users` to `g`.
+fn add_members(conn: &Connection, t: &TenantId, g: &Stored, users: &[&Stored]) {
+    let value: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"value": u.id.as_str()}))
+        .collect();
+    patch_with(
+        conn,
+        t,
+        ResourceKind::Group,
+        &g.id,
+        json!([{"op": "add", "path": "members", "value": value}]),
+    );
+}
+
 /// (id, op, revision) of every delivered change.
 fn delivered(conn: &Connection, t: &TenantId) -> Vec<(String, String, i64)> {
     feed::changes_after(conn, t, None, 1000)
@@ -282,29 +308,14 @@ fn a_re_added_member_cancels_its_held_removal() {
     let users: Vec<Stored> = (0..4).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
     let refs: Vec<&Stored> = users.iter().collect();
     let g = group(&conn, &t, "G", &refs);
-    let remove = |u: &Stored| {
-        patch_with(
-            &conn,
-            &t,
-            ResourceKind::Group,
-            &g.id,
-            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u.id)}]),
-        )
-    };
-    remove(&users[0]);
-    remove(&users[1]);
-    remove(&users[2]); // the third removal: held
+    remove_member(&conn, &t, &g, &users[0]);
+    remove_member(&conn, &t, &g, &users[1]);
+    remove_member(&conn, &t, &g, &users[2]); // the third removal: held
     assert_eq!(held(&conn, &t), 1);
     let snap = snapshot(&conn, &t);
     let members = &snap.iter().find(|r| r.0 == g.id.as_str()).unwrap().3;
     assert_eq!(members.len(), 2, "u2 and u3: the removal of u2 is held");
-    patch_with(
-        &conn,
-        &t,
-        ResourceKind::Group,
-        &g.id,
-        json!([{"op": "add", "path": "members", "value": [{"value": users[2].id.as_str()}]}]),
-    );
+    add_members(&conn, &t, &g, &[&users[2]]);
     assert_eq!(held(&conn, &t), 0);
     let last = feed::changes_after(&conn, &t, None, 100)
         .unwrap()
@@ -442,34 +453,21 @@ fn a_cancelled_held_removal_no_longer_counts_in_the_window() {
     let (_d, conn, t, _) = setup();
     let users: Vec<Stored> = (0..4).map(|i| user(&conn, &t, &format!("u{i}"))).collect();
     let g = group(&conn, &t, "G", &[&users[1], &users[2]]);
-    let members = |ids: &[&Stored]| -> Value {
-        ids.iter()
-            .map(|u| json!({"value": u.id.as_str()}))
-            .collect()
-    };
     set_active(&conn, &t, &users[0], false); // 1 of 2: delivered
+    let both = json!([{"value": users[1].id.as_str()}, {"value": users[2].id.as_str()}]);
     patch_with(
         &conn,
         &t,
         ResourceKind::Group,
         &g.id,
-        json!([{"op": "remove", "path": "members", "value": members(&[&users[1], &users[2]])}]),
+        json!([{"op": "remove", "path": "members", "value": both}]),
     );
     assert_eq!(held(&conn, &t), 1, "1 + 2 removals > 2: held whole");
-    let add = |u: &Stored| {
-        patch_with(
-            &conn,
-            &t,
-            ResourceKind::Group,
-            &g.id,
-            json!([{"op": "add", "path": "members", "value": members(&[u])}]),
-        )
-    };
     // Each add cancels its member's held removal; what is left of it (an update with nothing
     // in it) waits behind the group's held changes, counting nothing.
-    add(&users[1]);
+    add_members(&conn, &t, &g, &[&users[1]]);
     assert_eq!(held(&conn, &t), 2, "u2's removal, and u1's add");
-    add(&users[2]);
+    add_members(&conn, &t, &g, &[&users[2]]);
     assert_eq!(
         held(&conn, &t),
         2,
@@ -497,41 +495,30 @@ fn a_long_episode_keeps_every_write_to_a_bounded_number_of_rows_read() {
     let refs: Vec<&Stored> = users.iter().collect();
     let g = group(&conn, &t, "G", &refs);
     for u in &users {
-        patch_with(
-            &conn,
-            &t,
-            ResourceKind::Group,
-            &g.id,
-            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u.id)}]),
-        );
+        remove_member(&conn, &t, &g, u);
     }
     assert_eq!(
         held(&conn, &t),
         398,
         "the first two delivered, then one held change each"
     );
-    let counted = |conn: &Connection| -> i64 {
+    // (delivered, held) removals counted in the window.
+    let counted = |conn: &Connection| -> (i64, i64) {
         conn.query_row(
             "SELECT sum(delivered), sum(held) FROM brake_minutes",
             [],
-            |r| Ok(r.get::<_, i64>(0)? * 1000 + r.get::<_, i64>(1)?),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap()
     };
-    assert_eq!(counted(&conn), 2 * 1000 + 398);
+    assert_eq!(counted(&conn), (2, 398));
     for u in users.iter().rev() {
-        patch_with(
-            &conn,
-            &t,
-            ResourceKind::Group,
-            &g.id,
-            json!([{"op": "add", "path": "members", "value": [{"value": u.id.as_str()}]}]),
-        );
+        add_members(&conn, &t, &g, &[u]);
     }
     // Every held removal cancelled by its own re-add; the adds themselves wait behind the
     // group's held changes (one held update each, removing nothing).
     assert_eq!(held(&conn, &t), 400);
-    assert_eq!(counted(&conn), 2 * 1000);
+    assert_eq!(counted(&conn), (2, 0));
     let left: i64 = conn
         .query_row("SELECT count(*) FROM held_removals", [], |r| r.get(0))
         .unwrap();
