@@ -108,19 +108,88 @@ pub fn diff(op: &str, old: Option<&Value>, new: Option<&Value>) -> Diff {
     }
 }
 
-/// A create's diff as stored JSON text: every attribute of `doc`, and the member ids a new
-/// group is created with (duplicates once). Pure, so a handler computes it before its write
-/// instead of on the single writer thread.
+/// Largest create stored as its document (`created_text`); a larger one is stored as its
+/// capped diff, so a stored diff stays small whatever was written.
+pub const MAX_CREATED_BYTES: usize = 8 * 1024;
+
+/// A create's diff as stored JSON text: the created document itself (`"created"`) and the member
+/// ids a new group is created with (duplicates once), turned into its `Diff` only when read
+/// (`parse_stored`). Every create stores one and few are ever read, so the write path only
+/// serializes the document: no attribute walk, and fewer bytes than the diff's own form. Pure,
+/// so a handler computes it before its write instead of on the single writer thread.
 pub fn created_text(doc: &Value, member_ids: &[&str]) -> String {
-    let mut d = diff("create", None, Some(doc));
+    #[derive(serde::Serialize)]
+    struct Created<'a> {
+        op: &'static str,
+        created: &'a Value,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<MemberChanges>,
+    }
     let mut ids: Vec<&str> = member_ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    let m = MemberChanges::of(&ids, &[]);
-    if !m.is_empty() {
-        d.members = Some(m);
+    let members = Some(MemberChanges::of(&ids, &[])).filter(|m| !m.is_empty());
+    // A stored resource never holds a password (write-only, dropped by normalisation); should a
+    // document still carry one, it is stripped here, before anything is stored.
+    let stripped;
+    let created = match holds_password(doc) {
+        false => doc,
+        true => {
+            stripped = redact_value(doc);
+            &stripped
+        }
+    };
+    let text = serde_json::to_string(&Created {
+        op: "create",
+        created,
+        members: members.clone(),
+    })
+    .unwrap_or_default();
+    if text.len() <= MAX_CREATED_BYTES {
+        return text;
     }
+    let mut d = diff("create", None, Some(created));
+    d.members = members;
     serde_json::to_string(&d).unwrap_or_default()
+}
+
+/// A stored diff (`request_details.diff`) as `history` shows it: a `Diff`, or a create stored as
+/// its document (`created_text`), compared here against nothing.
+pub fn parse_stored(text: &str) -> serde_json::Result<Diff> {
+    #[derive(serde::Deserialize)]
+    struct StoredDiff {
+        op: String,
+        #[serde(default)]
+        changes: Vec<AttrChange>,
+        #[serde(default)]
+        more: usize,
+        #[serde(default)]
+        members: Option<MemberChanges>,
+        #[serde(default)]
+        created: Option<Value>,
+    }
+    let s: StoredDiff = serde_json::from_str(text)?;
+    Ok(match s.created {
+        Some(doc) => Diff {
+            members: s.members,
+            ..diff(&s.op, None, Some(&doc))
+        },
+        None => Diff {
+            op: s.op,
+            changes: s.changes,
+            more: s.more,
+            members: s.members,
+        },
+    })
+}
+
+/// Whether `password` is a key anywhere in `v` (without copying it).
+fn holds_password(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.iter().any(|(k, v)| is_password(k) || holds_password(v)),
+        Value::Array(items) => items.iter().any(holds_password),
+        _ => false,
+    }
 }
 
 /// Keys never compared at the top level: the server's own, or carried elsewhere.
@@ -330,9 +399,67 @@ mod tests {
     }
 
     #[test]
+    fn a_create_is_stored_as_its_document_and_read_back_as_its_diff() {
+        let doc = json!({
+            "schemas": ["x"], "userName": "a@x", "active": true,
+            "name": {"givenName": "A", "familyName": "B"},
+            "emails": [{"type": "work", "value": "a@x", "primary": true}],
+            ENT: {"department": "Ops"},
+        });
+        let text = created_text(&doc, &[]);
+        let stored: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(stored["created"], doc, "{text}");
+        let as_diff = diff("create", None, Some(&doc));
+        assert!(text.len() < serde_json::to_string(&as_diff).unwrap().len());
+        assert_eq!(parse_stored(&text).unwrap(), as_diff);
+    }
+
+    #[test]
+    fn a_diff_stored_in_its_own_form_reads_back_unchanged() {
+        let mut d = diff(
+            "update",
+            Some(&json!({"title": "A"})),
+            Some(&json!({"title": "B"})),
+        );
+        d.members = Some(MemberChanges::of(&["m"], &[]));
+        let text = serde_json::to_string(&d).unwrap();
+        assert_eq!(parse_stored(&text).unwrap(), d);
+        let create =
+            serde_json::to_string(&diff("create", None, Some(&json!({"userName": "a"})))).unwrap();
+        assert_eq!(parse_stored(&create).unwrap().changes[0].attr, "userName");
+        assert!(
+            parse_stored("{\"changes\": []}").is_err(),
+            "an op is required"
+        );
+    }
+
+    #[test]
+    fn a_large_create_is_stored_as_its_capped_diff() {
+        let mut doc = json!({"userName": "a@x"});
+        for i in 0..100 {
+            doc[format!("x{i}")] = json!("v".repeat(500));
+        }
+        let text = created_text(&doc, &[]);
+        assert!(text.len() <= MAX_CREATED_BYTES * 2, "{} bytes", text.len());
+        let d = parse_stored(&text).unwrap();
+        assert_eq!((d.changes.len(), d.more), (MAX_CHANGES, 101 - MAX_CHANGES));
+        assert!(d.changes.iter().all(
+            |c| c.to.as_ref().unwrap().as_str().unwrap().chars().count() <= MAX_VALUE_CHARS + 1
+        ));
+    }
+
+    #[test]
+    fn a_password_in_a_created_document_is_never_stored() {
+        let doc = json!({"userName": "a@x", "password": "Hunter2", ENT: {"password": "Hunter3"}});
+        let text = created_text(&doc, &[]);
+        assert!(!text.contains("Hunter"), "{text}");
+        assert_eq!(parse_stored(&text).unwrap().changes.len(), 1);
+    }
+
+    #[test]
     fn a_creates_text_names_every_attribute_and_each_member_once() {
         let text = created_text(&json!({"displayName": "Ops"}), &["b", "a", "b"]);
-        let d: Diff = serde_json::from_str(&text).unwrap();
+        let d = parse_stored(&text).unwrap();
         assert_eq!(d.op, "create");
         assert_eq!(d.changes[0].to, Some(json!("Ops")));
         let m = d.members.unwrap();

@@ -396,10 +396,10 @@ fn requests_of(conn: &Connection, id: &str) -> Result<Vec<LoggedRequest>> {
             status: r.get(5)?,
             scim_type: r.get(6)?,
             detail: r.get(7)?,
-            // Written by this binary as a `Diff`; anything else is shown as no diff.
+            // Written by this binary (`diff::parse_stored`); anything else is shown as no diff.
             diff: r
                 .get::<_, Option<String>>(8)?
-                .and_then(|t| serde_json::from_str(&t).ok()),
+                .and_then(|t| crate::scim::diff::parse_stored(&t).ok()),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

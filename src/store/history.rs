@@ -147,7 +147,7 @@ pub fn of_object(conn: &Connection, tenant: Option<&TenantId>, id: &str) -> Resu
     let mut out = Vec::new();
     for row in rows {
         let (mut event, diff) = row?;
-        event.diff = diff.map(|t| serde_json::from_str(&t)).transpose()?;
+        event.diff = diff.map(|t| diff::parse_stored(&t)).transpose()?;
         out.push(event);
     }
     Ok(out)
