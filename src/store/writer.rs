@@ -493,12 +493,7 @@ fn run_batch(env: &Env<'_>, queue: &mut VecDeque<Job>, metrics: &WriterMetrics) 
 }
 
 /// How long the checkpointer lets commits accumulate before copying them into the database file.
-/// A pass copies each page once, however many commits rewrote it (the tables' last leaves, the
-/// counters, the B-trees' inner pages), and syncs both files: at 20 ms those passes took a sixth
-/// of the server's CPU under sustained creates. The WAL written between two passes (~3,000 pages
-/// at 5,000 creates/s) stays well below `WRITER_CHECKPOINT_PAGES`, so the writer's own
-/// checkpoint still only finds pages already copied.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 
 /// WAL size (pages) at which a COMMIT on the writer runs SQLite's automatic checkpoint itself.
 /// ~40 MB: the background checkpoint copies pages long before, so the writer's own checkpoint
