@@ -123,7 +123,7 @@ pub fn created_text(doc: &Value, member_ids: &[&str]) -> String {
         op: &'static str,
         created: &'a Value,
         #[serde(skip_serializing_if = "Option::is_none")]
-        members: Option<MemberChanges>,
+        members: Option<&'a MemberChanges>,
     }
     let mut ids: Vec<&str> = member_ids.to_vec();
     ids.sort_unstable();
@@ -142,7 +142,7 @@ pub fn created_text(doc: &Value, member_ids: &[&str]) -> String {
     let text = serde_json::to_string(&Created {
         op: "create",
         created,
-        members: members.clone(),
+        members: members.as_ref(),
     })
     .unwrap_or_default();
     if text.len() <= MAX_CREATED_BYTES {
