@@ -84,6 +84,14 @@ pub(super) fn record(
     append(conn, tenant, &draft, route)
 }
 
+/// Record the create of a new id. Nothing of an id that never existed can be held, and a create
+/// removes nothing, so it is delivered without `decide`'s lookups (a restore brings an id back
+/// and goes through [`record`], which cancels its held delete).
+pub(super) fn record_new(conn: &Connection, tenant: &TenantId, draft: Draft<'_>) -> Result<()> {
+    debug_assert!(draft.op == ChangeOp::Create && draft.removal.weight() == 0);
+    append(conn, tenant, &draft, Route::Deliver)
+}
+
 /// Decide a delete before its rows go (its image needs them): the route of the delete and of
 /// the group updates it implies.
 pub(super) fn route_delete(conn: &Connection, tenant: &TenantId, old: &Stored) -> Result<Route> {
@@ -244,7 +252,7 @@ fn forget_minutes_before(conn: &Connection, tenant: &TenantId, minute: i64) -> R
     Ok(())
 }
 
-/// The tenant's active users: the `tenant_counts` row the dashboard's triggers keep (one
+/// The tenant's active users: the `tenant_counts` row the writes keep (`store::counts`) (one
 /// primary-key lookup, however many users).
 fn active_users(conn: &Connection, tenant: &TenantId) -> Result<u64> {
     let n: Option<i64> = conn

@@ -544,12 +544,12 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(crate::store::pending_migration(&path), Some((4, 11)));
+        assert_eq!(crate::store::pending_migration(&path), Some((4, 12)));
         let conn = open_connection(&path).unwrap();
         let version: usize = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 11);
+        assert_eq!(version, 12);
         let t1 = TenantId::new("t1");
         let token = crate::store::tokens::get(&conn, &crate::domain::TokenId::new("tok-1"))
             .unwrap()

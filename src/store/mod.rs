@@ -8,6 +8,7 @@
 pub mod backup;
 pub mod brake;
 pub mod clients;
+mod counts;
 pub mod dashboard;
 pub mod federations;
 pub mod feed;
@@ -184,7 +185,7 @@ fn test_max_page_count() -> Option<i64> {
 const WRITER_STATEMENT_CACHE: usize = 128;
 
 /// Schema versions this build knows (`PRAGMA user_version` after migrating).
-const MIGRATION_COUNT: usize = 11;
+const MIGRATION_COUNT: usize = 12;
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
@@ -199,6 +200,9 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/0009_brake.sql")),
         M::up(include_str!("../../migrations/0010_trash_history.sql")),
         M::up(include_str!("../../migrations/0011_brake_counts.sql")),
+        M::up(include_str!(
+            "../../migrations/0012_counts_without_triggers.sql"
+        )),
     ])
 }
 

@@ -57,6 +57,14 @@ pub fn insert(conn: &Connection, e: &Entry) -> Result<i64> {
         e.detail,
     ])?;
     let seq = conn.last_insert_rowid();
+    // The dashboard's requests per hour, counted here rather than by a trigger (see
+    // `store::counts` for why).
+    conn.prepare_cached(
+        "INSERT INTO request_hours (tenant_id, hour, class, n) \
+         VALUES (COALESCE(?1, ''), substr(?2, 1, 13), ?3 / 100, 1) \
+         ON CONFLICT (tenant_id, hour, class) DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![e.tenant_id, e.at, e.status])?;
     if let Some(body) = &e.body {
         super::history::keep_body(conn, seq, body)?;
     }
@@ -77,7 +85,7 @@ pub fn prune(conn: &Connection, before: &str, keep_rows: i64, chunk: i64) -> Res
              (SELECT max(seq) FROM request_log) - ?1 ORDER BY seq LIMIT ?2)",
         )?
         .execute(params![keep_rows, chunk])?;
-    // The dashboard's hourly counts (kept by a trigger on insert) age out with the log.
+    // The dashboard's hourly counts (kept by `insert`) age out with the log.
     conn.prepare_cached("DELETE FROM request_hours WHERE hour < substr(?1, 1, 13)")?
         .execute([before])?;
     Ok(by_age + by_count)

@@ -18,6 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
 use super::brake;
+use super::counts;
 use super::query::fold;
 use super::writer::job_limits;
 use super::{Invalid, Result, StoreError};
@@ -460,6 +461,7 @@ pub(super) fn insert_row(
     ])?;
     let seq = conn.last_insert_rowid();
     write_side_rows(conn, seq, doc)?;
+    counts::resource_added(conn, tenant, kind, ex.active)?;
     Ok(seq)
 }
 
@@ -484,16 +486,18 @@ pub fn create(
         Some(members) => apply_member_ops(conn, tenant, seq, &[MemberOp::Add(members.to_vec())])?,
         None => MemberDelta::default(),
     };
-    record_change(
-        conn,
-        tenant,
+    // A new id: nothing of it can be held.
+    let (added, _) = delta.ids();
+    let draft = brake::Draft {
         kind,
-        &id,
-        ChangeOp::Create,
-        Version::FIRST,
-        Some(&delta),
-        None,
-    )?;
+        id: &id,
+        op: ChangeOp::Create,
+        revision: Version::FIRST,
+        added,
+        removed: Vec::new(),
+        removal: Removal::None,
+    };
+    brake::record_new(conn, tenant, draft)?;
     Ok(Stored {
         seq,
         id,
@@ -534,6 +538,8 @@ fn update_row(
         stored_doc(&doc, &ex)?,
     ])?;
     write_side_rows(conn, old.seq, &doc)?;
+    let was_active = old.doc.get("active").and_then(Value::as_bool);
+    counts::activity_changed(conn, tenant, old.kind, was_active, ex.active)?;
     let op = ChangeOp::of_update(&old.doc, &doc);
     record_change(
         conn,
@@ -650,6 +656,8 @@ pub fn delete(
         brake::record_implied(conn, tenant, draft, route)?;
     }
     // Memberships, side rows go with it (ON DELETE CASCADE), in the same transaction.
+    let was_active = old.doc.get("active").and_then(Value::as_bool);
+    counts::resource_removed(conn, tenant, old.kind, was_active, kept.rows())?;
     conn.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
     super::trash::keep(conn, tenant, &old, kept)?;
@@ -674,6 +682,8 @@ fn apply_member_ops(
     ops: &[MemberOp],
 ) -> Result<MemberDelta> {
     let mut delta = MemberDelta::default();
+    // Member rows inserted minus rows deleted, for the tenant's count.
+    let mut rows: i64 = 0;
     for op in ops {
         match op {
             MemberOp::Clear => {
@@ -684,6 +694,7 @@ fn apply_member_ops(
                 let ids = gone
                     .query_map([group_seq], |r| r.get::<_, String>(0))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows -= ids.len() as i64;
                 for id in &ids {
                     delta.removed(id);
                 }
@@ -698,6 +709,7 @@ fn apply_member_ops(
                         return Err(Invalid::SelfMembership.into());
                     }
                     if insert.execute(params![group_seq, seq])? > 0 {
+                        rows += 1;
                         delta.added(&m.value);
                     }
                 }
@@ -709,12 +721,14 @@ fn apply_member_ops(
                 )?;
                 for id in ids {
                     if delete.execute(params![group_seq, tenant, id])? > 0 {
+                        rows -= 1;
                         delta.removed(id);
                     }
                 }
             }
         }
     }
+    counts::memberships_changed(conn, tenant, rows)?;
     Ok(delta)
 }
 

@@ -347,13 +347,13 @@ fn v2_database_migrates_to_lean_schema() {
         )
         .unwrap();
     }
-    assert_eq!(super::pending_migration(&path), Some((2, 11)));
+    assert_eq!(super::pending_migration(&path), Some((2, 12)));
     let conn = open_connection(&path).unwrap();
     assert_eq!(super::pending_migration(&path), None);
     let version: usize = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 11, "MIGRATION_COUNT matches the migrations");
+    assert_eq!(version, 12, "MIGRATION_COUNT matches the migrations");
     // The dashboard's maintained counts start from what the migrated data holds.
     let counts: (i64, i64, i64) = conn
         .query_row(
@@ -544,7 +544,10 @@ fn migrating_to_v11_counts_the_removals_already_made_and_indexes_the_held_ones()
         )
         .unwrap();
     }
-    assert_eq!(super::pending_migration(&path), Some((10, 11)));
+    assert_eq!(
+        super::pending_migration(&path),
+        Some((10, super::MIGRATION_COUNT))
+    );
     let conn = open_connection(&path).unwrap();
     let minute = |at: &str| Timestamp::parse(at).unwrap().unix_seconds() / 60;
     let counts: Vec<(i64, i64, i64)> = conn
@@ -588,4 +591,64 @@ fn migrating_to_v11_counts_the_removals_already_made_and_indexes_the_held_ones()
         [],
     );
     assert!(again.is_err(), "a second image of the same resource");
+}
+
+#[test]
+fn migrating_to_v12_drops_the_counting_triggers_and_keeps_the_counts_they_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v11.db");
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        super::migrations().to_version(&mut conn, 11).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, name, created) VALUES ('t1', 'a', '2026-01-01T00:00:00Z');
+             INSERT INTO resources (tenant, kind, id, user_name, user_name_key, active, version,
+                                    created, last_modified, doc)
+             VALUES ((SELECT key FROM tenants), 'User', 'u1', 'a', 'a', 1, 1,
+                     '2026-12-05T10:00:00Z', '2026-12-05T10:00:00Z', '{}'),
+                    ((SELECT key FROM tenants), 'User', 'u2', 'b', 'b', 0, 1,
+                     '2026-12-05T10:00:00Z', '2026-12-05T10:00:00Z', '{}');
+             INSERT INTO resources (tenant, kind, id, display_name, display_name_key, version,
+                                    created, last_modified, doc)
+             VALUES ((SELECT key FROM tenants), 'Group', 'g1', 'G', 'g', 1,
+                     '2026-12-05T10:00:00Z', '2026-12-05T10:00:00Z', '{}');
+             INSERT INTO members (group_seq, member_seq)
+             SELECT g.seq, u.seq FROM resources g, resources u
+             WHERE g.kind = 'Group' AND u.kind = 'User';
+             INSERT INTO request_log (at, request_id, tenant_id, method, path, status, duration_ms)
+             VALUES ('2026-12-05T10:00:00.000Z', 'r1', 't1', 'POST', '/Users', 201, 1);",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        super::pending_migration(&path),
+        Some((11, super::MIGRATION_COUNT))
+    );
+    let conn = open_connection(&path).unwrap();
+    let triggers: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(triggers, 0, "every counting trigger is gone");
+    let counts: (i64, i64, i64, i64) = conn
+        .query_row(
+            "SELECT users, active_users, groups, memberships FROM tenant_counts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        counts,
+        (2, 1, 1, 2),
+        "the counts the triggers kept until v11"
+    );
+    let hours: (String, i64, i64) = conn
+        .query_row("SELECT hour, class, n FROM request_hours", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(hours, ("2026-12-05T10".to_string(), 2, 1));
 }

@@ -31,6 +31,13 @@ pub(super) struct Memberships {
     groups: Vec<String>,
 }
 
+impl Memberships {
+    /// The member rows that go with the resource: a group's members and the groups it is in.
+    pub(super) fn rows(&self) -> i64 {
+        (self.members.len() + self.groups.len()) as i64
+    }
+}
+
 /// Read what `keep` will keep of `old`'s memberships: a group's members, the groups it is in.
 pub(super) fn memberships(conn: &Connection, old: &Stored) -> Result<Memberships> {
     let ids = |sql: &str| -> Result<Vec<String>> {
@@ -434,6 +441,7 @@ fn restore_at(
         )?;
         groups_restored += 1;
     }
+    super::counts::memberships_changed(conn, &tenant, (members_restored + groups_restored) as i64)?;
     conn.prepare_cached("DELETE FROM trash WHERE seq = ?1")?
         .execute([trash_seq])?;
     let mut d = crate::scim::diff::diff("restore", None, Some(&doc));

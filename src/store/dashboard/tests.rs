@@ -58,6 +58,22 @@ fn assert_agree(conn: &Connection, tenant: &TenantId, step: &str) {
     );
 }
 
+/// A PATCH through the store, as the SCIM handler runs it.
+fn patch(
+    conn: &Connection,
+    tenant: &TenantId,
+    kind: ResourceKind,
+    id: &str,
+    ops: serde_json::Value,
+) {
+    let req = crate::scim::patch::parse_request(&json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": ops
+    }))
+    .unwrap();
+    resources::patch(conn, tenant, kind, &ResourceId::new(id), &req, None).unwrap();
+}
+
 #[test]
 fn maintained_counts_agree_with_counting_after_every_kind_of_write() {
     let (_dir, conn) = db();
@@ -67,13 +83,14 @@ fn maintained_counts_agree_with_counting_after_every_kind_of_write() {
     let u1 = user(&conn, &a, "one@example.com", true);
     let u2 = user(&conn, &a, "two@example.com", false);
     let u3 = user(&conn, &a, "three@example.com", true);
+    let u4 = user(&conn, &a, "four@example.com", true);
     user(&conn, &b, "one@example.com", true);
     assert_agree(&conn, &a, "creates");
     let g1 = group(&conn, &a, "G1", &[&u1, &u2, &u3]);
     let g2 = group(&conn, &a, "G2", &[&u1]);
     assert_agree(&conn, &a, "groups with members");
     assert_eq!(maintained(&conn, &a).memberships, 4);
-    // Deactivate and reactivate (PUT replaces the row's `active`).
+    // Deactivate and reactivate (PUT replaces the row's `active`; PATCH sets it).
     let body = normalise(
         &USER_TYPE,
         &json!({"userName": "one@example.com", "active": false}),
@@ -90,25 +107,73 @@ fn maintained_counts_agree_with_counting_after_every_kind_of_write() {
         None,
     )
     .unwrap();
-    assert_agree(&conn, &a, "deactivating");
-    // A member removed, a member user deleted (its memberships cascade), a group deleted.
-    conn.execute(
-        "DELETE FROM members WHERE member_seq = (SELECT seq FROM resources WHERE id = ?1)",
-        [&u3],
+    assert_agree(&conn, &a, "deactivating by PUT");
+    let active = |v: bool| json!([{"op": "replace", "path": "active", "value": v}]);
+    patch(&conn, &a, ResourceKind::User, &u2, active(true));
+    assert_agree(&conn, &a, "activating by PATCH");
+    patch(&conn, &a, ResourceKind::User, &u2, active(true));
+    assert_agree(&conn, &a, "a PATCH that changes nothing");
+    patch(
+        &conn,
+        &a,
+        ResourceKind::User,
+        &u3,
+        json!([{"op": "remove", "path": "active"}]),
+    );
+    assert_agree(&conn, &a, "removing `active`");
+    // Members added (one already there) and removed by PATCH, replaced by PUT.
+    patch(
+        &conn,
+        &a,
+        ResourceKind::Group,
+        &g2,
+        json!([{"op": "add", "path": "members", "value": [{"value": u1}, {"value": u4}]}]),
+    );
+    assert_agree(&conn, &a, "adding members");
+    patch(
+        &conn,
+        &a,
+        ResourceKind::Group,
+        &g1,
+        json!([{"op": "remove", "path": format!("members[value eq \"{u3}\"]")}]),
+    );
+    assert_agree(&conn, &a, "removing a member");
+    let body = normalise(&GROUP_TYPE, &json!({"displayName": "G2"}))
+        .unwrap()
+        .doc;
+    let refs = [MemberRef {
+        value: u4.clone(),
+        kind: None,
+    }];
+    resources::replace(
+        &conn,
+        &a,
+        ResourceKind::Group,
+        &ResourceId::new(&g2),
+        body,
+        Some(&refs),
+        None,
     )
     .unwrap();
-    assert_agree(&conn, &a, "removing a member");
+    assert_agree(&conn, &a, "replacing the members");
+    // A member user deleted (its memberships go with it), a group deleted, both restored.
     resources::delete(&conn, &a, ResourceKind::User, &ResourceId::new(&u2), None).unwrap();
     assert_agree(&conn, &a, "deleting a member user");
     resources::delete(&conn, &a, ResourceKind::Group, &ResourceId::new(&g1), None).unwrap();
     assert_agree(&conn, &a, "deleting a group with members");
+    crate::store::trash::restore(&conn, Some(&a), &u2).unwrap();
+    assert_agree(&conn, &a, "restoring the user (not into the deleted group)");
+    crate::store::trash::restore(&conn, Some(&a), &g1).unwrap();
+    assert_agree(&conn, &a, "restoring the group with its members");
+    assert_eq!(maintained(&conn, &a).memberships, 2);
     resources::delete(&conn, &a, ResourceKind::Group, &ResourceId::new(&g2), None).unwrap();
-    assert_agree(&conn, &a, "deleting the last group");
+    resources::delete(&conn, &a, ResourceKind::Group, &ResourceId::new(&g1), None).unwrap();
+    assert_agree(&conn, &a, "deleting the last groups");
     assert_agree(&conn, &b, "all of it, in the other tenant");
     let c = maintained(&conn, &a);
     assert_eq!(
         (c.users, c.active_users, c.groups, c.memberships),
-        (2, 1, 0, 0)
+        (4, 2, 0, 0)
     );
 }
 
