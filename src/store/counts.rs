@@ -42,19 +42,13 @@ pub(super) fn resource_removed(
     memberships: i64,
 ) -> Result<()> {
     let (user, group) = kind_flags(kind);
-    conn.prepare_cached(
-        "UPDATE tenant_counts SET users = users - ?2, active_users = active_users - ?3, \
-         groups = groups - ?4, memberships = memberships - ?5 \
-         WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
-    )?
-    .execute(params![
-        tenant,
-        user,
-        user & active_flag(active),
-        group,
-        memberships
-    ])?;
-    Ok(())
+    let change = Change {
+        users: -user,
+        active_users: -(user & active_flag(active)),
+        groups: -group,
+        memberships: -memberships,
+    };
+    add(conn, tenant, change)
 }
 
 /// A user's `active` went from `before` to `after` (only a change between active and not
@@ -66,28 +60,59 @@ pub(super) fn activity_changed(
     before: Option<bool>,
     after: Option<bool>,
 ) -> Result<()> {
-    let delta = active_flag(after) - active_flag(before);
-    if kind != ResourceKind::User || delta == 0 {
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "UPDATE tenant_counts SET active_users = active_users + ?2 \
-         WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
-    )?
-    .execute(params![tenant, delta])?;
-    Ok(())
+    let (user, _) = kind_flags(kind);
+    let change = Change {
+        active_users: user * (active_flag(after) - active_flag(before)),
+        ..Change::NONE
+    };
+    add(conn, tenant, change)
 }
 
 /// Member rows of the tenant's groups were inserted (`delta` > 0) or deleted (< 0).
 pub(super) fn memberships_changed(conn: &Connection, tenant: &TenantId, delta: i64) -> Result<()> {
-    if delta == 0 {
+    let change = Change {
+        memberships: delta,
+        ..Change::NONE
+    };
+    add(conn, tenant, change)
+}
+
+/// What a write adds to each count (negative: takes away).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Change {
+    users: i64,
+    active_users: i64,
+    groups: i64,
+    memberships: i64,
+}
+
+impl Change {
+    const NONE: Change = Change {
+        users: 0,
+        active_users: 0,
+        groups: 0,
+        memberships: 0,
+    };
+}
+
+/// Add `change` to the tenant's row (which exists once it has a resource); nothing to do for
+/// no change.
+fn add(conn: &Connection, tenant: &TenantId, change: Change) -> Result<()> {
+    if change == Change::NONE {
         return Ok(());
     }
     conn.prepare_cached(
-        "UPDATE tenant_counts SET memberships = memberships + ?2 \
+        "UPDATE tenant_counts SET users = users + ?2, active_users = active_users + ?3, \
+         groups = groups + ?4, memberships = memberships + ?5 \
          WHERE tenant = (SELECT key FROM tenants WHERE id = ?1)",
     )?
-    .execute(params![tenant, delta])?;
+    .execute(params![
+        tenant,
+        change.users,
+        change.active_users,
+        change.groups,
+        change.memberships
+    ])?;
     Ok(())
 }
 

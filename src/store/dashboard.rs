@@ -1,10 +1,9 @@
 //! What the admin dashboard shows, read in one go: per tenant its counts (the `tenant_counts`
 //! row the writes keep, `store::counts`), its last request, credentials with their expiry,
 //! requests per hour (`request_hours`, kept by `request_log::insert`), the last failures and
-//! changes; and one resource's
-//! history for the search box. Every statement is an index point lookup or a bounded index
-//! range, so the page costs the same at a million users as at ten (the bench's `dashboard`
-//! phase measures it). Read-only.
+//! changes; and one resource's history for the search box. Every statement is an index point
+//! lookup or a bounded index range, so the page costs the same at a million users as at ten
+//! (the bench's `dashboard` phase measures it). Read-only.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
